@@ -1,0 +1,70 @@
+"""Pioneers in the admin: browse and search, never add or edit an identity by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.exceptions import NotRegistered
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest
+
+from .models import Pioneer
+
+IDENTITY_FIELDS = ("user", "provider", "uid", "username", "scopes", "created_at",
+                   "last_verified_at")
+
+
+@admin.register(Pioneer)
+class PioneerAdmin(admin.ModelAdmin):
+    list_display = ("uid", "username", "provider", "user", "created_at", "last_verified_at")
+    list_filter = ("provider", "created_at", "last_verified_at")
+    search_fields = ("uid", "username", "user__username", "user__email")
+    readonly_fields = IDENTITY_FIELDS
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class PioneerInline(admin.TabularInline):
+    """The user's linked Pioneers, shown on the user's admin page."""
+
+    model = Pioneer
+    fields = ("provider", "uid", "username", "created_at", "last_verified_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def add_inline_to_user_admin(site: admin.AdminSite = admin.site) -> None:
+    """Add :class:`PioneerInline` to whatever admin the user model has on ``site``.
+
+    A project that registers its own user admin after this app can add the inline
+    itself: ``inlines = [..., PioneerInline]``.
+    """
+    user_model = get_user_model()
+    try:
+        user_admin = site.get_model_admin(user_model)
+    except NotRegistered:
+        return
+    admin_class = type(user_admin)
+    if PioneerInline in admin_class.inlines:
+        return
+    site.unregister(user_model)
+    site.register(
+        user_model,
+        type(admin_class.__name__, (admin_class,), {
+            "inlines": [*admin_class.inlines, PioneerInline],
+            "__module__": admin_class.__module__,
+        }),
+    )
+
+
+add_inline_to_user_admin()

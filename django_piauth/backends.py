@@ -1,0 +1,239 @@
+"""Django authentication backends: from an upstream-verified identity to a ``User``.
+
+The DRF classes and the sign-in views delegate here, so the uid -> User mapping
+lives in one place. Override the hook methods (``verify_identity``, ``create_user``,
+``update_user``) to change what happens; the rest keeps the rules in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.apps import apps
+from django.contrib.auth import get_backends, get_user_model
+from django.contrib.auth.backends import BaseBackend
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from . import checks  # noqa: F401  (registers piauth.E003 even when the app is not installed)
+from .conf import on_reload, piauth_settings
+from .exceptions import IdentityRejected, InvalidToken, UserInactive
+from .providers.pi import PiIdentity
+from .signals import pioneer_authenticated, pioneer_created
+from .verification import verify_pi_token
+
+logger = logging.getLogger("django_piauth")
+
+#: How often a new Pioneer is retried when its chosen username was taken meanwhile.
+_USERNAME_ATTEMPTS = 5
+
+
+class LinkedAccountBackend(BaseBackend):
+    """What every provider's backend shares: linked Pioneers and ``get_user``."""
+
+    provider: str = ""
+
+    def __init__(self) -> None:
+        if not apps.is_installed("django_piauth"):
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} is in AUTHENTICATION_BACKENDS but 'django_piauth' "
+                "is not in INSTALLED_APPS."
+            )
+
+    # Django's backend API ---------------------------------------------------------
+
+    def get_user(self, user_id: Any) -> AbstractBaseUser | None:
+        user_model = get_user_model()
+        try:
+            user = user_model._default_manager.get(pk=user_id)
+        except user_model.DoesNotExist:
+            return None
+        return user if self.user_can_authenticate(user) else None
+
+    def user_can_authenticate(self, user: AbstractBaseUser) -> bool:
+        return getattr(user, "is_active", True)
+
+    # Hooks ------------------------------------------------------------------------
+
+    def verify_identity(self, identity: Any) -> bool:
+        """Return False to refuse an identity upstream vouched for. Default: accept."""
+        return True
+
+    def username_for(self, identity: Any) -> str:
+        """The Django username a new Pioneer should get, before making it unique."""
+        return identity.username or f"{self.provider}-{identity.uid[:12]}"
+
+    def create_user(self, identity: Any) -> AbstractBaseUser:
+        """Create the ``User`` of a new Pioneer: a free username, an unusable password."""
+        user_model = get_user_model()
+        username_field = user_model.USERNAME_FIELD
+        user = user_model(**{username_field: self._free_username(identity)})
+        user.set_unusable_password()
+        user.save()
+        return user
+
+    def update_user(self, user: AbstractBaseUser, identity: Any) -> AbstractBaseUser:
+        """Called on every sign-in of an existing Pioneer. Default: change nothing."""
+        return user
+
+    # Linking ------------------------------------------------------------------------
+
+    def _free_username(self, identity: Any) -> str:
+        user_model = get_user_model()
+        field_name = user_model.USERNAME_FIELD
+        max_length = user_model._meta.get_field(field_name).max_length or 150
+        base = self.username_for(identity)[:max_length]
+        taken = {
+            name.lower()
+            for name in user_model._default_manager.filter(
+                **{f"{field_name}__istartswith": base}
+            ).values_list(field_name, flat=True)
+        }
+        if base.lower() not in taken:
+            return base
+        suffix = 2
+        while True:
+            ending = f"-{suffix}"
+            candidate = base[: max_length - len(ending)] + ending
+            if candidate.lower() not in taken:
+                return candidate
+            suffix += 1
+
+    def link_pioneer(self, request: HttpRequest | None, identity: Any):  # -> Pioneer
+        """The Pioneer for ``identity``: found, created (exactly once), and kept current."""
+        from .models import Pioneer
+
+        pioneer = (
+            Pioneer.objects.select_related("user")
+            .filter(provider=self.provider, uid=identity.uid)
+            .first()
+        )
+        if pioneer is None:
+            pioneer, created = self._create_pioneer(identity)
+            if created:
+                pioneer_created.send(
+                    sender=type(self), pioneer=pioneer, identity=identity, request=request
+                )
+                return pioneer
+        self._refresh_pioneer(pioneer, identity)
+        return pioneer
+
+    def _create_pioneer(self, identity: Any):  # -> tuple[Pioneer, bool]
+        from .models import Pioneer
+
+        for _attempt in range(_USERNAME_ATTEMPTS):
+            try:
+                with transaction.atomic():
+                    user = self.create_user(identity)
+                    pioneer = Pioneer.objects.create(
+                        user=user,
+                        provider=self.provider,
+                        uid=identity.uid,
+                        username=identity.username or "",
+                        scopes=list(getattr(identity, "scopes", ())),
+                        last_verified_at=timezone.now(),
+                    )
+            except IntegrityError:
+                # Either another request linked this uid first (use its Pioneer), or
+                # the username we chose was taken meanwhile (choose again).
+                existing = (
+                    Pioneer.objects.select_related("user")
+                    .filter(provider=self.provider, uid=identity.uid)
+                    .first()
+                )
+                if existing is not None:
+                    return existing, False
+                continue
+            logger.info("created %s Pioneer uid %s", self.provider, identity.uid)
+            return pioneer, True
+        raise IntegrityError(f"could not find a free username for {self.provider} uid")
+
+    def _refresh_pioneer(self, pioneer: Any, identity: Any) -> None:
+        changes: dict[str, Any] = {"last_verified_at": timezone.now()}
+        if identity.username and identity.username != pioneer.username:
+            changes["username"] = identity.username
+        scopes = list(getattr(identity, "scopes", ()))
+        if scopes != pioneer.scopes:
+            changes["scopes"] = scopes
+        type(pioneer).objects.filter(pk=pioneer.pk).update(**changes)
+        for field_name, value in changes.items():
+            setattr(pioneer, field_name, value)
+        pioneer.user = self.update_user(pioneer.user, identity)
+
+    def sign_in(self, request: HttpRequest | None, identity: Any):  # -> tuple[User, Pioneer]
+        """Link ``identity`` and return its user, or raise ``InvalidToken`` subclasses."""
+        if not self.verify_identity(identity):
+            raise IdentityRejected("the identity was refused by verify_identity")
+        pioneer = self.link_pioneer(request, identity)
+        user = pioneer.user
+        if not self.user_can_authenticate(user):
+            raise UserInactive("the linked user is inactive")
+        pioneer_authenticated.send(
+            sender=type(self), pioneer=pioneer, identity=identity, request=request
+        )
+        return user, pioneer
+
+
+class PiBackend(LinkedAccountBackend):
+    """``authenticate(request, pi_access_token=...)``: the user ``/v2/me`` vouches for.
+
+    Returns ``None`` for a rejected token or an inactive user, and for calls without
+    ``pi_access_token`` (so it sits beside ``ModelBackend``). Raises
+    ``UpstreamUnavailable`` when the Pi Platform cannot say: an outage is not a "no".
+    """
+
+    provider = "pi"
+
+    def verify_identity(self, identity: PiIdentity) -> bool:
+        """Refuse identities missing a scope listed in ``PIAUTH['PI_REQUIRED_SCOPES']``."""
+        missing = set(piauth_settings.PI_REQUIRED_SCOPES) - set(identity.scopes)
+        return not missing
+
+    def authenticate(self, request: HttpRequest | None, pi_access_token: str | None = None,
+                     **kwargs: Any) -> AbstractBaseUser | None:
+        if pi_access_token is None:
+            return None
+        try:
+            user, _identity = self.authenticate_token(request, pi_access_token)
+        except InvalidToken as exc:
+            logger.info("Pi sign-in refused: %s", exc)
+            return None
+        return user
+
+    def authenticate_token(self, request: HttpRequest | None,
+                           token: str) -> tuple[AbstractBaseUser, PiIdentity]:
+        """Verify ``token`` upstream and return (user, identity).
+
+        Raises ``InvalidToken`` (and subclasses) or ``UpstreamUnavailable``.
+        """
+        identity = verify_pi_token(token)
+        user, _pioneer = self.sign_in(request, identity)
+        return user, identity
+
+
+_configured: dict[type, tuple[Any, str | None]] = {}
+
+
+def configured_backend(backend_class: type[LinkedAccountBackend]) -> tuple[Any, str | None]:
+    """The instance of ``backend_class`` (or a subclass) in ``AUTHENTICATION_BACKENDS``,
+    and its dotted path; a default instance and ``None`` when none is listed."""
+    found = _configured.get(backend_class)
+    if found is None:
+        from django.conf import settings
+
+        found = (None, None)
+        for path, backend in zip(settings.AUTHENTICATION_BACKENDS, get_backends(), strict=True):
+            if isinstance(backend, backend_class):
+                found = (backend, path)
+                break
+        if found[0] is None:
+            found = (backend_class(), None)
+        _configured[backend_class] = found
+    return found
+
+
+on_reload(_configured.clear)

@@ -1,0 +1,115 @@
+"""System checks: configuration mistakes found at start-up rather than at the first sign-in."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from .conf import piauth_settings
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def _listed_backend_classes() -> list[type]:
+    classes = []
+    for path in settings.AUTHENTICATION_BACKENDS:
+        try:
+            classes.append(import_string(path))
+        except ImportError:
+            continue
+    return classes
+
+
+@checks.register(checks.Tags.security)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        piauth_settings.PI_API_URL  # noqa: B018  (reading validates the whole dict)
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="piauth.E001")]
+    return []
+
+
+@checks.register()
+def check_backends(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from .backends import PiBackend
+
+    listed = any(
+        isinstance(cls, type) and issubclass(cls, PiBackend) for cls in _listed_backend_classes()
+    )
+    if not listed:
+        return [checks.Warning(
+            "No PiBackend in AUTHENTICATION_BACKENDS: session sign-in (piauth:pi-login) "
+            "cannot start sessions.",
+            hint="Add 'django_piauth.backends.PiBackend' to AUTHENTICATION_BACKENDS.",
+            id="piauth.W002",
+        )]
+    return []
+
+
+def check_app_installed(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A django_piauth backend listed while the app itself is not installed."""
+    if apps.is_installed("django_piauth"):
+        return []
+    ours = [path for path in settings.AUTHENTICATION_BACKENDS
+            if path.startswith("django_piauth.")]
+    if not ours:
+        return []
+    return [checks.Error(
+        f"{', '.join(ours)} is in AUTHENTICATION_BACKENDS but 'django_piauth' is not in "
+        "INSTALLED_APPS.",
+        hint="Add 'django_piauth' to INSTALLED_APPS and run migrate.",
+        id="piauth.E003",
+    )]
+
+
+# Registered here rather than in AppConfig.ready(): it must run precisely when the app
+# is not installed, i.e. whenever anything imports this package's checks.
+checks.register(check_app_installed)
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_https_upstream(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if settings.DEBUG:
+        return []
+    try:
+        url = piauth_settings.PI_API_URL
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    parts = urlsplit(url)
+    if parts.scheme == "https" or parts.hostname in LOOPBACK_HOSTS:
+        return []
+    return [checks.Warning(
+        f"PIAUTH['PI_API_URL'] is {url!r}: access tokens would travel unencrypted.",
+        hint="Use the https URL of the Pi Platform API.",
+        id="piauth.W004",
+    )]
+
+
+@checks.register(deploy=True)
+def check_server_api_key(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        key = piauth_settings.PI_SERVER_API_KEY
+    except ImproperlyConfigured:
+        return []
+    if key is not None and not key.strip():
+        return [checks.Error(
+            "PIAUTH['PI_SERVER_API_KEY'] is an empty string.",
+            hint="Set it from the environment, or leave it out (None) if the app makes no "
+                 "server-side calls.",
+            id="piauth.E005",
+        )]
+    if key is None:
+        return [checks.Warning(
+            "PIAUTH['PI_SERVER_API_KEY'] is not set: server-side Pi Platform calls "
+            "(payments) will fail.",
+            hint="Set it from the environment, or silence piauth.W006 if the app makes no "
+                 "server-side calls.",
+            id="piauth.W006",
+        )]
+    return []

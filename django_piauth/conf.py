@@ -1,0 +1,126 @@
+"""The one ``PIAUTH`` settings dict, read through :data:`piauth_settings`.
+
+Every key has a default. The dict is validated the first time a value is read
+after start-up or after ``override_settings(PIAUTH=...)``; a misspelled key is an
+``ImproperlyConfigured`` error that names the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+SETTINGS_NAME = "PIAUTH"
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _optional_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _http_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
+
+
+# key: (default, validator, what the validator wants)
+_SPEC: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
+    "PI_API_URL": ("https://api.minepi.com", _http_url, "an http(s) URL"),
+    "PI_SERVER_API_KEY": (None, _optional_str, "a string or None"),
+    "PI_REQUIRED_SCOPES": ((), _str_list, "a list of scope names"),
+    "CONNECT_TIMEOUT": (3.0, _positive_number, "a positive number of seconds"),
+    "READ_TIMEOUT": (5.0, _positive_number, "a positive number of seconds"),
+    "MAX_RESPONSE_BYTES": (256 * 1024, _positive_int, "a positive whole number of bytes"),
+    "MAX_TOKEN_BYTES": (4096, _positive_int, "a positive whole number of bytes"),
+    "RETRY_AFTER": (5, _positive_int, "a positive whole number of seconds"),
+    "WWW_AUTHENTICATE_REALM": ("api", lambda v: isinstance(v, str) and '"' not in v, "a string"),
+}
+
+DEFAULTS: dict[str, Any] = {key: spec[0] for key, spec in _SPEC.items()}
+
+
+def validate(user_settings: Any) -> dict[str, Any]:
+    """Return the effective settings: the defaults overlaid with ``user_settings``."""
+    if user_settings is None:
+        user_settings = {}
+    if not isinstance(user_settings, Mapping):
+        raise ImproperlyConfigured(f"{SETTINGS_NAME} must be a dict, not {type(user_settings)!r}.")
+    for key, value in user_settings.items():
+        if key not in _SPEC:
+            nearest = difflib.get_close_matches(str(key), _SPEC, n=1)
+            hint = f" Did you mean {nearest[0]!r}?" if nearest else ""
+            raise ImproperlyConfigured(f"{SETTINGS_NAME}[{key!r}] is not a known key.{hint}")
+        _default, is_valid, wanted = _SPEC[key]
+        if not is_valid(value):
+            # The value itself is not echoed: it may be a secret.
+            raise ImproperlyConfigured(
+                f"{SETTINGS_NAME}[{key!r}] must be {wanted}, not a {type(value).__name__}."
+            )
+    return {**DEFAULTS, **user_settings}
+
+
+class PiAuthSettings:
+    """Attribute access to the validated ``PIAUTH`` values (``piauth_settings.PI_API_URL``)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, Any]:
+        values = self._values
+        if values is None:
+            with self._lock:
+                values = self._values = validate(getattr(settings, SETTINGS_NAME, None))
+        return values
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in _SPEC:
+            raise AttributeError(name)
+        return self._load()[name]
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """The (connect, read) timeout every upstream call uses unless it has its own."""
+        values = self._load()
+        return (values["CONNECT_TIMEOUT"], values["READ_TIMEOUT"])
+
+    def reload(self) -> None:
+        with self._lock:
+            self._values = None
+        for callback in list(_reload_callbacks):
+            callback()
+
+
+piauth_settings = PiAuthSettings()
+
+_reload_callbacks: list[Callable[[], None]] = []
+
+
+def on_reload(callback: Callable[[], None]) -> Callable[[], None]:
+    """Register ``callback`` to run whenever the settings change (objects built from them)."""
+    _reload_callbacks.append(callback)
+    return callback
+
+
+def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting in (SETTINGS_NAME, "AUTHENTICATION_BACKENDS", "DEBUG"):
+        piauth_settings.reload()
+
+
+setting_changed.connect(_reload_on_change, dispatch_uid="django_piauth.conf.reload")

@@ -1,0 +1,73 @@
+"""Django REST framework authentication classes.
+
+They only parse the request and translate outcomes; who the user is comes from the
+backends (``configured_backend``), so a subclass of ``PiBackend`` listed in
+``AUTHENTICATION_BACKENDS`` is what DRF uses too.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from .backends import PiBackend, configured_backend
+from .conf import piauth_settings
+from .exceptions import InvalidToken, UpstreamUnavailable
+from .http_errors import UNAVAILABLE_DETAIL, rejection_detail, retry_after_seconds, www_authenticate
+
+logger = logging.getLogger("django_piauth")
+
+
+class ServiceUnavailable(exceptions.APIException):
+    """503; DRF's exception handler turns ``wait`` into a ``Retry-After`` header."""
+
+    status_code = 503
+    default_detail = UNAVAILABLE_DETAIL
+    default_code = "upstream_unavailable"
+
+    def __init__(self, wait: int) -> None:
+        super().__init__()
+        self.wait = wait
+
+
+class PiAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <Pi access token>``.
+
+    Another scheme, or no header: ``None``, so other classes can try. A malformed or
+    rejected token: 401 with ``WWW-Authenticate``. Upstream outage: 503 with
+    ``Retry-After``. ``request.auth`` is the verified ``PiIdentity``, never the token.
+    """
+
+    keyword = "Bearer"
+    backend_class = PiBackend
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() != self.keyword.lower():
+            return None
+        token = credentials.strip(" ")
+        if not token or " " in token:
+            raise exceptions.AuthenticationFailed(
+                f"Invalid Authorization header: expected '{self.keyword} <token>'.",
+                code="malformed_header",
+            )
+        # A guard before any work on a huge header; the exact rules are the backend's.
+        if len(token) > piauth_settings.MAX_TOKEN_BYTES:
+            token = token[: piauth_settings.MAX_TOKEN_BYTES + 1]
+        backend, _path = configured_backend(self.backend_class)
+        try:
+            return backend.authenticate_token(request._request, token)
+        except InvalidToken as exc:
+            message, code = rejection_detail(exc)
+            raise exceptions.AuthenticationFailed(message, code=code) from None
+        except UpstreamUnavailable as exc:
+            logger.warning("Pi Platform unavailable during API authentication: %s", exc)
+            raise ServiceUnavailable(wait=retry_after_seconds()) from None
+
+    def authenticate_header(self, request: Request) -> str:
+        return www_authenticate()

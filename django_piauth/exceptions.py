@@ -1,0 +1,49 @@
+"""The three outcomes of asking upstream: yes (a value), no (:class:`InvalidToken`),
+and cannot say (:class:`UpstreamUnavailable`).
+
+Messages never carry a token, a key or a client secret.
+"""
+
+from __future__ import annotations
+
+
+class PiAuthError(Exception):
+    """Base class of every error django-piauth raises."""
+
+
+class InvalidToken(PiAuthError):
+    """Upstream (or our own format check) says no: the token does not identify anybody."""
+
+
+class MalformedToken(InvalidToken):
+    """The token was refused before any upstream call: empty, oversized or not printable ASCII."""
+
+
+class IdentityRejected(InvalidToken):
+    """Upstream verified the token, but the backend's ``verify_identity`` hook refused it."""
+
+
+class UserInactive(InvalidToken):
+    """The identity is linked to a user who may not sign in (``is_active`` is false)."""
+
+
+class UpstreamUnavailable(PiAuthError):
+    """Upstream could not say: timeout, connection error, 5xx, or a body of the wrong shape.
+
+    Says nothing about the token; callers answer 503 with ``Retry-After``.
+    """
+
+    def __init__(self, message: str, *, service: str = "upstream") -> None:
+        super().__init__(message)
+        self.service = service
+
+
+class UpstreamError(PiAuthError):
+    """Upstream answered a server-side call with a documented error (a 4xx with an error code)."""
+
+    def __init__(self, message: str, *, status: int, code: str | None = None,
+                 body: object = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.body = body

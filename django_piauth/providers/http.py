@@ -1,0 +1,125 @@
+"""The HTTP plumbing every upstream client shares.
+
+One pooled :class:`requests.Session` per process (re-made in a forked child, so
+pre-forking servers never share sockets), an explicit timeout on every call, and a
+cap on how many bytes of a response are read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ..exceptions import UpstreamUnavailable
+
+_session: requests.Session | None = None
+_session_lock = threading.Lock()
+
+
+def get_session() -> requests.Session:
+    """The process's pooled session, made on first use."""
+    global _session
+    session = _session
+    if session is None:
+        with _session_lock:
+            session = _session
+            if session is None:
+                session = requests.Session()
+                # Enough connections for a threaded server's workers.
+                adapter = HTTPAdapter(pool_connections=8, pool_maxsize=64)
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                _session = session
+    return session
+
+
+def _forget_session_in_child() -> None:
+    global _session, _session_lock
+    _session = None
+    _session_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_session_in_child)
+
+
+def _keep_our_authorization(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An explicit auth, so requests never swaps our Authorization header for ~/.netrc's."""
+    return request
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        """The parsed body, or ``UpstreamUnavailable`` when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UpstreamUnavailable(
+                f"upstream answered {self.status} with a body that is not JSON"
+            ) from exc
+
+
+def send(
+    method: str,
+    url: str,
+    *,
+    service: str,
+    headers: dict[str, str] | None = None,
+    json_body: Any = None,
+    form_body: dict[str, Any] | None = None,
+    timeout: tuple[float, float],
+    max_bytes: int,
+) -> UpstreamResponse:
+    """Make one request and read at most ``max_bytes`` of the answer.
+
+    Connection errors, timeouts and oversized answers raise ``UpstreamUnavailable``
+    naming ``service`` and the path, never the headers (they carry credentials).
+    """
+    try:
+        response = get_session().request(
+            method,
+            url,
+            headers=headers,
+            json=json_body,
+            data=form_body,
+            timeout=timeout,
+            auth=_keep_our_authorization,
+            stream=True,
+            allow_redirects=False,
+        )
+    except requests.Timeout as exc:
+        raise UpstreamUnavailable(f"{service} did not answer in time", service=service) from exc
+    except requests.RequestException as exc:
+        raise UpstreamUnavailable(
+            f"{service} could not be reached ({type(exc).__name__})", service=service
+        ) from exc
+    with response:
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise UpstreamUnavailable(
+                f"{service} answered with more than {max_bytes} bytes", service=service
+            )
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            for chunk in response.iter_content(chunk_size=16 * 1024):
+                received += len(chunk)
+                if received > max_bytes:
+                    raise UpstreamUnavailable(
+                        f"{service} answered with more than {max_bytes} bytes", service=service
+                    )
+                chunks.append(chunk)
+        except requests.RequestException as exc:
+            raise UpstreamUnavailable(
+                f"{service} broke off its answer ({type(exc).__name__})", service=service
+            ) from exc
+    return UpstreamResponse(status=response.status_code, body=b"".join(chunks))

@@ -1,0 +1,10 @@
+"""Signals sent by django-piauth. Receivers get ``sender`` (the backend class),
+``pioneer``, ``identity`` (the verified identity) and ``request`` (may be None)."""
+
+from django.dispatch import Signal
+
+#: A new Pioneer (and its User) was created, after the transaction committed.
+pioneer_created = Signal()
+
+#: An upstream-verified identity signed a Pioneer in (every successful authentication).
+pioneer_authenticated = Signal()
