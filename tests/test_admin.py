@@ -51,7 +51,8 @@ def test_no_add_and_identity_fields_are_read_only(admin_client, pioneers):
 def test_user_page_shows_linked_pioneers(admin_client, pioneers):
     alice = pioneers["alice"]
     user_model = get_user_model()
-    url = f"/admin/{user_model._meta.app_label}/{user_model._meta.model_name}/{alice.user.pk}/change/"
+    meta = user_model._meta
+    url = f"/admin/{meta.app_label}/{meta.model_name}/{alice.user.pk}/change/"
     page = admin_client.get(url).content.decode()
     assert alice.uid in page
     assert pioneers["bob"].uid not in page

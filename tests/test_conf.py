@@ -24,9 +24,11 @@ def test_override_settings_is_seen_without_reloading_modules():
 
 
 def test_misspelled_key_names_the_key_and_the_nearest_valid_one():
-    with override_settings(PIAUTH={"PI_API_ULR": "https://x.example"}):
-        with pytest.raises(ImproperlyConfigured) as info:
-            piauth_settings.PI_API_URL  # noqa: B018
+    with (
+        override_settings(PIAUTH={"PI_API_ULR": "https://x.example"}),
+        pytest.raises(ImproperlyConfigured) as info,
+    ):
+        piauth_settings.PI_API_URL  # noqa: B018
     message = str(info.value)
     assert "'PI_API_ULR'" in message
     assert "'PI_API_URL'" in message

@@ -134,7 +134,8 @@ def test_oversized_answer_is_refused(client, mocked):
 
 
 def test_oversized_declared_length_is_refused(client, mocked):
-    mocked.get(ME, body=b"{}", headers={"Content-Length": "999999"}, auto_calculate_content_length=False)
+    mocked.get(ME, body=b"{}", headers={"Content-Length": "999999"},
+               auto_calculate_content_length=False)
     with pytest.raises(UpstreamUnavailable, match="more than"):
         client.me("tok")
 
