@@ -663,3 +663,15 @@ def test_command_line_refuses_other_hosts():
     )
     assert result.returncode == 2
     assert "loopback" in result.stderr
+
+
+def test_uid_seed_gives_the_same_uids_in_every_run_until_deauthorized():
+    from django_piauth.testing import FakePiPlatform
+
+    first, second = FakePiPlatform(uid_seed="s"), FakePiPlatform(uid_seed="s")
+    assert first.uid_for("alice") == second.uid_for("alice")
+    assert first.uid_for("alice") != first.uid_for("bob")
+    assert FakePiPlatform().uid_for("alice") != FakePiPlatform().uid_for("alice")
+    old = first.uid_for("alice")
+    first.deauthorize(old)
+    assert first.uid_for("alice") != old

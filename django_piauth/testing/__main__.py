@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                              "(default: $FAKE_PI_SERVER_API_KEY or %(default)r)")
     parser.add_argument("--me-shape", choices=ME_SHAPES, default="official",
                         help="the /v2/me body shape")
+    parser.add_argument("--uid-seed", default="django-piauth-demo",
+                        help="usernames get the same uid in every run with the same seed")
     parser.add_argument("--verbose", action="store_true", help="print every request line")
     return parser
 
@@ -52,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--latency-ms must not be negative")
 
     fake = FakePiPlatform(server_api_key=args.server_api_key, me_shape=args.me_shape,
-                          latency=args.latency_ms / 1000)
+                          latency=args.latency_ms / 1000, uid_seed=args.uid_seed)
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@ All state lives in memory behind a lock; serve it with
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
@@ -135,15 +136,20 @@ class FakePiPlatform(FakeUpstreamBase):
         latency: float = 0.0,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
+        uid_seed: str | None = None,
     ) -> None:
         super().__init__(latency=latency, clock=clock, sleep=sleep)
         self._server_api_key = server_api_key
+        # With a seed, a username's uid is the same in every run (the demo keeps its
+        # database across restarts); without one, each fake makes up its own uids.
+        self._uid_seed = uid_seed
         self.me_shape = me_shape
         self.me_extra: dict[str, Any] = dict(me_extra or {})
         self.network = network
         self._grants: dict[str, _Grant] = {}
         self._usernames: dict[str, str] = {}  # uid -> username
         self._uids: dict[str, str] = {}  # username -> uid
+        self._retired: set[str] = set()  # usernames whose Pioneer deauthorized the app
         self._wallets: dict[str, str] = {}  # uid -> wallet address
         self._payments: dict[str, _Payment] = {}
         self._app_wallet = _stellar_address()
@@ -182,7 +188,11 @@ class FakePiPlatform(FakeUpstreamBase):
         with self._lock:
             uid = self._uids.get(username)
             if uid is None:
-                uid = self._uids[username] = secrets.token_hex(16)
+                uid = self._uids[username] = (
+                    hashlib.sha256(f"{self._uid_seed}:{username}".encode()).hexdigest()[:32]
+                    if self._uid_seed is not None and username not in self._retired
+                    else secrets.token_hex(16)
+                )
                 self._usernames[uid] = username
             return uid
 
@@ -244,6 +254,7 @@ class FakePiPlatform(FakeUpstreamBase):
             username = self._usernames.get(uid)
             if username is not None and self._uids.get(username) == uid:
                 del self._uids[username]
+                self._retired.add(username)
 
     def rename(self, uid: str, new_username: str) -> None:
         """The Pioneer changes their username upstream; ``/v2/me`` shows the new one."""

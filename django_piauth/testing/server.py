@@ -46,6 +46,9 @@ def loopback_address(host: str) -> tuple[socket.AddressFamily, str]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 makes a burst of new connections wait a
+    # second for a SYN retry; tests open dozens at once.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], family: socket.AddressFamily,
                  owner: LoopbackServer) -> None:

@@ -1,0 +1,104 @@
+"""Settings of the django-piauth example project.
+
+Runs offline with no configuration: by default it verifies Pi access tokens against the
+fake Pi Platform that ``python -m django_piauth.testing`` serves on 127.0.0.1:8765
+(``scripts/demo`` starts it). Set ``PIAUTH_PI_API_URL`` to point it elsewhere.
+
+DEMO ONLY: DEBUG is on and the SECRET_KEY below is public. Never deploy this file.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent  # example_project/
+
+# DEMO ONLY: a fixed, published key. A real site reads its key from the environment.
+SECRET_KEY = "django-piauth-example-project-demo-only-not-a-secret"
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_piauth",
+    "shop",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "demo.urls"
+WSGI_APPLICATION = "demo.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("PIAUTH_DEMO_DB", BASE_DIR / "db.sqlite3"),
+        # runserver is threaded: concurrent writers wait for each other instead of failing.
+        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+    }
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    "django_piauth.backends.PiBackend",
+    "django.contrib.auth.backends.ModelBackend",  # the admin's password sign-in
+]
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "django_piauth.drf.PiAuthentication",  # Authorization: Bearer <Pi access token>
+        "rest_framework.authentication.SessionAuthentication",  # the page's session
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+PIAUTH = {
+    "PI_API_URL": os.environ.get("PIAUTH_PI_API_URL", "http://127.0.0.1:8765"),
+    # DEMO ONLY: the key the fake Pi Platform accepts by default (for server-side calls).
+    "PI_SERVER_API_KEY": os.environ.get("PI_SERVER_API_KEY", "fake-server-api-key"),
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+
+LOGIN_URL = "/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_piauth": {"handlers": ["console"], "level": "INFO"}},
+}

@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import include, path
+from shop import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("api/items/", views.SavedItemList.as_view(), name="api-items"),
+    path("auth/", include("django_piauth.urls")),
+    path("admin/", admin.site.urls),
+]
