@@ -79,7 +79,8 @@ def test_sign_in_on_the_example_page_then_find_the_pioneer_in_the_admin(example_
     assert "Sign in with Pi" in page.text
 
     # The page's stand-in for Pi.authenticate, then its POST to pi-login.
-    auth = requests.post(f"{fake}/_fake/authenticate", json={"username": "alice"}).json()
+    auth = requests.post(f"{fake}/_fake/authenticate", json={"username": "alice"},
+                         timeout=5).json()
     login = browser.post(
         f"{site}/auth/pi/login/",
         json={"accessToken": auth["accessToken"]},
@@ -94,10 +95,10 @@ def test_sign_in_on_the_example_page_then_find_the_pioneer_in_the_admin(example_
 
     # The API with the same token as a bearer, no session.
     api = requests.get(f"{site}/api/items/",
-                       headers={"Authorization": f"Bearer {auth['accessToken']}"})
+                       headers={"Authorization": f"Bearer {auth['accessToken']}"}, timeout=5)
     assert api.status_code == 200
     assert requests.get(f"{site}/api/items/",
-                        headers={"Authorization": "Bearer forged"}).status_code == 401
+                        headers={"Authorization": "Bearer forged"}, timeout=5).status_code == 401
 
     admin = requests.Session()
     admin.get(f"{site}/admin/login/")

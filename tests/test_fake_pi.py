@@ -484,7 +484,7 @@ def test_responses_with_a_base_path_and_query_string():
 def test_importing_the_package_needs_no_responses():
     code = ("import sys; import django_piauth.testing, django_piauth.testing.pytest_plugin; "
             "sys.exit('responses' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False,  # noqa: S603
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False,
                             timeout=60)
     assert result.returncode == 0
 
