@@ -9,6 +9,7 @@ def ids(messages):
     return sorted(m.id for m in messages)
 
 
+@pytest.mark.django_db  # Django 6.1's checks may query the database
 def test_default_test_settings_pass_all_checks():
     assert [m for m in checks.run_checks(include_deployment_checks=True)
             if m.id.startswith("piauth.")] == []
