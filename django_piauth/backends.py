@@ -8,8 +8,10 @@ lives in one place. Override the hook methods (``verify_identity``, ``create_use
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.contrib.auth import get_backends, get_user_model
 from django.contrib.auth.backends import BaseBackend
@@ -24,7 +26,7 @@ from .conf import on_reload, piauth_settings
 from .exceptions import IdentityRejected, InvalidToken, UserInactive
 from .providers.pi import PiIdentity
 from .signals import pioneer_authenticated, pioneer_created
-from .verification import verify_pi_token
+from .verification import averify_pi_token, verify_pi_token
 
 logger = logging.getLogger("django_piauth")
 
@@ -103,8 +105,14 @@ class LinkedAccountBackend(BaseBackend):
                 return candidate
             suffix += 1
 
-    def link_pioneer(self, request: HttpRequest | None, identity: Any):  # -> Pioneer
-        """The Pioneer for ``identity``: found, created (exactly once), and kept current."""
+    def link_pioneer(self, request: HttpRequest | None, identity: Any, *,
+                     fresh: bool = True):  # -> Pioneer
+        """The Pioneer for ``identity``: found, or created (exactly once).
+
+        ``fresh`` says upstream has just vouched for ``identity``: then the Pioneer's
+        username, scopes and ``last_verified_at`` are brought up to date. An identity
+        from the cache changes nothing, so a cached request writes nothing.
+        """
         from .models import Pioneer
 
         pioneer = (
@@ -119,7 +127,8 @@ class LinkedAccountBackend(BaseBackend):
                     sender=type(self), pioneer=pioneer, identity=identity, request=request
                 )
                 return pioneer
-        self._refresh_pioneer(pioneer, identity)
+        if fresh:
+            self._refresh_pioneer(pioneer, identity)
         return pioneer
 
     def _create_pioneer(self, identity: Any):  # -> tuple[Pioneer, bool]
@@ -153,22 +162,28 @@ class LinkedAccountBackend(BaseBackend):
         raise IntegrityError(f"could not find a free username for {self.provider} uid")
 
     def _refresh_pioneer(self, pioneer: Any, identity: Any) -> None:
-        changes: dict[str, Any] = {"last_verified_at": timezone.now()}
+        now = timezone.now()
+        changes: dict[str, Any] = {}
+        interval = timedelta(seconds=piauth_settings.LAST_VERIFIED_INTERVAL)
+        if pioneer.last_verified_at is None or now - pioneer.last_verified_at >= interval:
+            changes["last_verified_at"] = now
         if identity.username and identity.username != pioneer.username:
             changes["username"] = identity.username
         scopes = list(getattr(identity, "scopes", ()))
         if scopes != pioneer.scopes:
             changes["scopes"] = scopes
-        type(pioneer).objects.filter(pk=pioneer.pk).update(**changes)
-        for field_name, value in changes.items():
-            setattr(pioneer, field_name, value)
+        if changes:
+            type(pioneer).objects.filter(pk=pioneer.pk).update(**changes)
+            for field_name, value in changes.items():
+                setattr(pioneer, field_name, value)
         pioneer.user = self.update_user(pioneer.user, identity)
 
-    def sign_in(self, request: HttpRequest | None, identity: Any):  # -> tuple[User, Pioneer]
+    def sign_in(self, request: HttpRequest | None, identity: Any, *,
+                fresh: bool = True):  # -> tuple[User, Pioneer]
         """Link ``identity`` and return its user, or raise ``InvalidToken`` subclasses."""
         if not self.verify_identity(identity):
             raise IdentityRejected("the identity was refused by verify_identity")
-        pioneer = self.link_pioneer(request, identity)
+        pioneer = self.link_pioneer(request, identity, fresh=fresh)
         user = pioneer.user
         if not self.user_can_authenticate(user):
             raise UserInactive("the linked user is inactive")
@@ -210,9 +225,32 @@ class PiBackend(LinkedAccountBackend):
 
         Raises ``InvalidToken`` (and subclasses) or ``UpstreamUnavailable``.
         """
-        identity = verify_pi_token(token)
-        user, _pioneer = self.sign_in(request, identity)
-        return user, identity
+        verification = verify_pi_token(token)
+        user, _pioneer = self.sign_in(request, verification.identity,
+                                      fresh=verification.from_upstream)
+        return user, verification.identity
+
+    async def aauthenticate(self, request: HttpRequest | None,
+                            pi_access_token: str | None = None,
+                            **kwargs: Any) -> AbstractBaseUser | None:
+        if pi_access_token is None:
+            return None
+        try:
+            user, _identity = await self.aauthenticate_token(request, pi_access_token)
+        except InvalidToken as exc:
+            logger.info("Pi sign-in refused: %s", exc)
+            return None
+        return user
+
+    async def aauthenticate_token(self, request: HttpRequest | None,
+                                  token: str) -> tuple[AbstractBaseUser, PiIdentity]:
+        """:meth:`authenticate_token` for async views: the event loop never waits on
+        upstream or the database."""
+        verification = await averify_pi_token(token)
+        user, _pioneer = await sync_to_async(self.sign_in)(
+            request, verification.identity, fresh=verification.from_upstream
+        )
+        return user, verification.identity
 
 
 _configured: dict[type, tuple[Any, str | None]] = {}

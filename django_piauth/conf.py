@@ -49,6 +49,10 @@ _SPEC: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "MAX_RESPONSE_BYTES": (256 * 1024, _positive_int, "a positive whole number of bytes"),
     "MAX_TOKEN_BYTES": (4096, _positive_int, "a positive whole number of bytes"),
     "RETRY_AFTER": (5, _positive_int, "a positive whole number of seconds"),
+    "CACHE_ALIAS": ("default", lambda v: isinstance(v, str) and bool(v), "a CACHES alias"),
+    "TOKEN_CACHE_TTL": (300, _positive_number, "a positive number of seconds"),
+    "REJECTED_TOKEN_CACHE_TTL": (30, _positive_number, "a positive number of seconds"),
+    "LAST_VERIFIED_INTERVAL": (300, _positive_number, "a positive number of seconds"),
     "WWW_AUTHENTICATE_REALM": ("api", lambda v: isinstance(v, str) and '"' not in v, "a string"),
 }
 

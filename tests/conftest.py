@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import caches
 
 pytest_plugins = ["django_piauth.testing.pytest_plugin"]
 
@@ -8,3 +9,11 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _empty_caches():
+    """Each test starts with no cached verdicts (tokens like "forged" recur)."""
+    for cache in caches.all():
+        cache.clear()
+    yield

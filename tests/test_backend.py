@@ -54,7 +54,9 @@ def test_username_change_upstream_updates_the_pioneer(fake_pi):
     token = fake_pi.issue_token(username="alice")
     user = authenticate(None, pi_access_token=token)
     fake_pi.rename(fake_pi.uid_for("alice"), "alice_new")
-    assert authenticate(None, pi_access_token=token) == user
+    assert authenticate(None, pi_access_token=token) == user  # cached: nothing changes
+    assert Pioneer.objects.get().username == "alice"
+    assert authenticate(None, pi_access_token=fake_pi.issue_token(username="alice_new")) == user
     assert Pioneer.objects.get().username == "alice_new"
     user.refresh_from_db()
     assert user.username == "alice"  # the Django username is the project's, not upstream's
@@ -123,10 +125,10 @@ class StaffOnlyWithPayments(PiBackend):
 def test_hooks_are_the_extension_points(fake_pi):
     assert authenticate(None, pi_access_token=fake_pi.issue_token(
         username="nopay", scopes=("username",))) is None
-    token = fake_pi.issue_token(username="alice")
-    user = authenticate(None, pi_access_token=token)
+    user = authenticate(None, pi_access_token=fake_pi.issue_token(username="alice"))
     assert user.first_name == "Pioneer"
-    user = authenticate(None, pi_access_token=token)
+    assert user.last_name == ""
+    user = authenticate(None, pi_access_token=fake_pi.issue_token(username="alice"))
     assert user.last_name == "alice"
 
 
