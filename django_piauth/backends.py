@@ -8,6 +8,8 @@ lives in one place. Override the hook methods (``verify_identity``, ``create_use
 from __future__ import annotations
 
 import logging
+import secrets
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -31,7 +33,11 @@ from .verification import averify_pi_token, verify_pi_token
 logger = logging.getLogger("django_piauth")
 
 #: How often a new Pioneer is retried when its chosen username was taken meanwhile.
-_USERNAME_ATTEMPTS = 5
+_USERNAME_ATTEMPTS = 8
+
+#: Set while a new Pioneer is retried: its username then gets a random suffix, so that
+#: many concurrent new Pioneers with one name do not keep picking the same next one.
+_retrying_username: ContextVar[bool] = ContextVar("piauth_retrying_username", default=False)
 
 
 class LinkedAccountBackend(BaseBackend):
@@ -95,6 +101,9 @@ class LinkedAccountBackend(BaseBackend):
                 **{f"{field_name}__istartswith": base}
             ).values_list(field_name, flat=True)
         }
+        if _retrying_username.get():
+            ending = f"-{secrets.token_hex(3)}"
+            return base[: max_length - len(ending)] + ending
         if base.lower() not in taken:
             return base
         suffix = 2
@@ -134,7 +143,8 @@ class LinkedAccountBackend(BaseBackend):
     def _create_pioneer(self, identity: Any):  # -> tuple[Pioneer, bool]
         from .models import Pioneer
 
-        for _attempt in range(_USERNAME_ATTEMPTS):
+        for attempt in range(_USERNAME_ATTEMPTS):
+            retrying = _retrying_username.set(attempt > 0)
             try:
                 with transaction.atomic():
                     user = self.create_user(identity)
@@ -157,6 +167,8 @@ class LinkedAccountBackend(BaseBackend):
                 if existing is not None:
                     return existing, False
                 continue
+            finally:
+                _retrying_username.reset(retrying)
             logger.info("created %s Pioneer uid %s", self.provider, identity.uid)
             return pioneer, True
         raise IntegrityError(f"could not find a free username for {self.provider} uid")

@@ -62,7 +62,32 @@ DATABASES = {
     }
 }
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# scripts/test runs the suite a second time against real services it starts itself.
+if os.environ.get("PIAUTH_TEST_DB") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("PIAUTH_TEST_POSTGRES_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("PIAUTH_TEST_POSTGRES_PORT", "5432"),
+            "USER": os.environ.get("PIAUTH_TEST_POSTGRES_USER", "postgres"),
+            "NAME": "piauth",
+            "TEST": {"NAME": f"test_piauth_{os.getpid()}"},
+        }
+    }
+
+# A server process started by a test uses the database of the test that started it.
+if os.environ.get("PIAUTH_TEST_USE_DB_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["PIAUTH_TEST_USE_DB_NAME"]
+
+if os.environ.get("PIAUTH_TEST_CACHE") == "redis":
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["PIAUTH_TEST_REDIS_URL"],
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -73,7 +98,7 @@ REST_FRAMEWORK = {
 }
 
 PIAUTH = {
-    "PI_API_URL": "https://api.minepi.example",
+    "PI_API_URL": os.environ.get("PIAUTH_TEST_PI_API_URL", "https://api.minepi.example"),
     "PI_SERVER_API_KEY": "test-server-api-key-0123456789",
 }
 
