@@ -113,3 +113,26 @@ def check_server_api_key(app_configs: Any = None, **kwargs: Any) -> list[checks.
             id="piauth.W006",
         )]
     return []
+
+
+@checks.register(checks.Tags.caches)
+def check_token_cache(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        alias = piauth_settings.CACHE_ALIAS
+    except ImproperlyConfigured:
+        return []
+    cache_settings = settings.CACHES.get(alias)
+    if cache_settings is None:
+        return [checks.Error(
+            f"PIAUTH['CACHE_ALIAS'] is {alias!r}, which is not in CACHES.",
+            hint=f"Use one of {sorted(settings.CACHES)}.",
+            id="piauth.E007",
+        )]
+    if cache_settings.get("BACKEND", "").endswith("DummyCache"):
+        return [checks.Warning(
+            f"The cache {alias!r} is a DummyCache: every request with a Pi token calls "
+            "the Pi Platform, and concurrent requests are not coalesced across processes.",
+            hint="Use Redis or Memcached (shared by every process) or at least locmem.",
+            id="piauth.W008",
+        )]
+    return []

@@ -67,3 +67,12 @@ def test_server_api_key_checks():
         assert ids(piauth_checks.check_server_api_key()) == ["piauth.E005"]
     with override_settings(PIAUTH={"PI_SERVER_API_KEY": "real-key"}):
         assert piauth_checks.check_server_api_key() == []
+
+
+def test_token_cache_checks(settings):
+    assert piauth_checks.check_token_cache() == []
+    settings.PIAUTH = {**settings.PIAUTH, "CACHE_ALIAS": "tokens"}
+    assert ids(piauth_checks.check_token_cache()) == ["piauth.E007"]
+    settings.CACHES = {**settings.CACHES, "tokens": {
+        "BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    assert ids(piauth_checks.check_token_cache()) == ["piauth.W008"]

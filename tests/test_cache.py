@@ -1,0 +1,239 @@
+"""Verified tokens are cached; the hot path is one query and no upstream call."""
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from django_piauth.models import Pioneer
+from django_piauth.verification import token_digest, verify_pi_token
+
+pytestmark = pytest.mark.django_db
+URL = "/api/whoami/"
+
+
+def bearer(token):
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Moves time.time() (ours and the cache's) forward without sleeping."""
+    offset = [0.0]
+    real_time = time.time
+    real_now = timezone.now
+    monkeypatch.setattr(time, "time", lambda: real_time() + offset[0])
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(seconds=offset[0]))
+
+    def advance(seconds):
+        offset[0] += seconds
+
+    return advance
+
+
+def test_cached_token_costs_no_upstream_call_one_query_and_no_write(client, fake_pi):
+    token = fake_pi.issue_token(username="alice")
+    assert client.get(URL, **bearer(token)).status_code == 200
+    before = Pioneer.objects.get().last_verified_at
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(3):
+            assert client.get(URL, **bearer(token)).status_code == 200
+    assert fake_pi.call_count("/v2/me") == 1
+    assert len(queries) == 3  # one per request
+    assert all(q["sql"].lstrip().upper().startswith("SELECT") for q in queries.captured_queries)
+    assert Pioneer.objects.get().last_verified_at == before
+
+
+def test_hot_path_query_count(client, fake_pi, django_assert_num_queries):
+    token = fake_pi.issue_token(username="alice")
+    client.get(URL, **bearer(token))
+    with django_assert_num_queries(1):
+        assert client.get(URL, **bearer(token)).status_code == 200
+
+
+def test_cache_holds_a_keyed_digest_never_the_token(fake_pi):
+    token = fake_pi.issue_token(username="alice")
+    verify_pi_token(token)
+    keys = list(cache._cache.keys())  # locmem's store
+    assert keys
+    assert not any(token in key for key in keys)
+    assert any(token_digest(token) in key for key in keys)
+    assert not any(token in repr(cache._cache[key]) for key in keys)
+
+
+def test_entry_expires_at_valid_until(client, fake_pi, clock):
+    token = fake_pi.issue_token(username="alice", valid_for=60)  # TTL is 300: valid_until wins
+    assert client.get(URL, **bearer(token)).status_code == 200
+    clock(59)
+    assert client.get(URL, **bearer(token)).status_code == 200
+    assert fake_pi.call_count("/v2/me") == 1
+    clock(2)  # past valid_until: asked again, and upstream now says no
+    assert client.get(URL, **bearer(token)).status_code == 401
+    assert fake_pi.call_count("/v2/me") == 2
+
+
+def test_entry_lives_at_most_the_configured_ttl(client, fake_pi, clock, settings):
+    settings.PIAUTH = {**settings.PIAUTH, "TOKEN_CACHE_TTL": 10}
+    token = fake_pi.issue_token(username="alice", valid_for=3600)
+    client.get(URL, **bearer(token))
+    clock(9)
+    client.get(URL, **bearer(token))
+    assert fake_pi.call_count("/v2/me") == 1
+    clock(2)
+    assert client.get(URL, **bearer(token)).status_code == 200
+    assert fake_pi.call_count("/v2/me") == 2
+
+
+def test_rejected_token_is_remembered_briefly(client, fake_pi, clock):
+    for _ in range(5):
+        assert client.get(URL, **bearer("replayed-garbage")).status_code == 401
+    assert fake_pi.call_count("/v2/me") == 1
+    clock(31)  # REJECTED_TOKEN_CACHE_TTL defaults to 30 s
+    assert client.get(URL, **bearer("replayed-garbage")).status_code == 401
+    assert fake_pi.call_count("/v2/me") == 2
+
+
+def test_outages_are_never_cached(client, fake_pi):
+    token = fake_pi.issue_token(username="alice")
+    fake_pi.fail_with(503)
+    assert client.get(URL, **bearer(token)).status_code == 503
+    assert client.get(URL, **bearer(token)).status_code == 200
+    assert fake_pi.call_count("/v2/me") == 2
+
+
+def test_deactivated_or_deleted_user_is_refused_at_once_despite_the_cache(client, fake_pi):
+    token = fake_pi.issue_token(username="alice")
+    assert client.get(URL, **bearer(token)).status_code == 200
+    get_user_model().objects.update(is_active=False)
+    assert client.get(URL, **bearer(token)).status_code == 401
+    get_user_model().objects.update(is_active=True)
+    assert client.get(URL, **bearer(token)).status_code == 200
+    get_user_model().objects.all().delete()
+    response = client.get(URL, **bearer(token))
+    # The Pioneer went with the user: the cached identity links a new one.
+    assert response.status_code == 200
+    assert Pioneer.objects.count() == 1
+    assert fake_pi.call_count("/v2/me") == 1
+
+
+def test_last_verified_at_is_written_at_most_once_per_interval(fake_pi, clock, settings):
+    settings.PIAUTH = {**settings.PIAUTH, "LAST_VERIFIED_INTERVAL": 60}
+    authenticate(None, pi_access_token=fake_pi.issue_token(username="alice"))
+    first = Pioneer.objects.get().last_verified_at
+    clock(30)
+    authenticate(None, pi_access_token=fake_pi.issue_token(username="alice"))  # fresh token
+    assert Pioneer.objects.get().last_verified_at == first
+    clock(31)
+    authenticate(None, pi_access_token=fake_pi.issue_token(username="alice"))
+    assert Pioneer.objects.get().last_verified_at > first
+    assert fake_pi.call_count("/v2/me") == 3
+
+
+def test_threads_with_one_unseen_token_share_one_upstream_call(fake_pi):
+    fake_pi.delay(0.2)
+    token = fake_pi.issue_token(username="alice")
+    barrier = threading.Barrier(10)
+    uids = []
+
+    def verify():
+        barrier.wait(timeout=5)
+        uids.append(verify_pi_token(token).identity.uid)
+
+    threads = [threading.Thread(target=verify) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert uids == [fake_pi.uid_for("alice")] * 10
+    assert fake_pi.call_count("/v2/me") == 1
+
+
+def test_an_outage_reaches_every_waiting_thread_and_is_not_kept(fake_pi):
+    fake_pi.delay(0.2, count=1)
+    fake_pi.fail_with(503, count=1)
+    token = fake_pi.issue_token(username="alice")
+    barrier = threading.Barrier(5)
+    outcomes = []
+
+    def verify():
+        barrier.wait(timeout=5)
+        try:
+            verify_pi_token(token)
+            outcomes.append("ok")
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=verify) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert outcomes == ["UpstreamUnavailable"] * 5
+    assert fake_pi.call_count("/v2/me") == 1
+    assert verify_pi_token(token).from_upstream is True
+
+
+def test_waits_for_another_process_holding_the_lock(fake_pi):
+    """Another process (played by a thread) holds the lock and stores the answer."""
+    token = fake_pi.issue_token(username="alice")
+    key = f"piauth:pi:{token_digest(token)}"
+    assert cache.add(f"{key}:lock", "other-process", timeout=10)
+
+    def other_process_finishes():
+        time.sleep(0.2)
+        cache.set(key, ("uid-from-elsewhere", "alice", ("username",), None), timeout=60)
+        cache.delete(f"{key}:lock")
+
+    threading.Thread(target=other_process_finishes).start()
+    verification = verify_pi_token(token)
+    assert verification.identity.uid == "uid-from-elsewhere"
+    assert verification.from_upstream is False
+    assert fake_pi.call_count("/v2/me") == 0
+
+
+def test_takes_over_when_the_lock_holder_died(fake_pi, settings):
+    settings.PIAUTH = {**settings.PIAUTH, "CONNECT_TIMEOUT": 0.1, "READ_TIMEOUT": 0.1}
+    token = fake_pi.issue_token(username="alice")
+    key = f"piauth:pi:{token_digest(token)}"
+    assert cache.add(f"{key}:lock", "dead-process", timeout=0.5)  # never released
+    verification = verify_pi_token(token)
+    assert verification.from_upstream is True
+    assert fake_pi.call_count("/v2/me") == 1
+
+
+def test_hears_of_another_process_failing(fake_pi):
+    from django_piauth.exceptions import UpstreamUnavailable
+
+    token = fake_pi.issue_token(username="alice")
+    key = f"piauth:pi:{token_digest(token)}"
+    assert cache.add(f"{key}:lock", "other-process", timeout=10)
+
+    def other_process_fails():
+        time.sleep(0.1)
+        cache.set(f"{key}:failed", "other-process", timeout=5)
+        cache.delete(f"{key}:lock")
+
+    threading.Thread(target=other_process_fails).start()
+    with pytest.raises(UpstreamUnavailable):
+        verify_pi_token(token)
+    assert fake_pi.call_count("/v2/me") == 0
+    # A later request is not bound by that failure note: it asks upstream itself.
+    assert verify_pi_token(token).from_upstream is True
+
+
+def test_an_answer_already_past_its_valid_until_is_used_once_not_cached():
+    import responses
+
+    past = datetime.now(UTC) - timedelta(seconds=5)
+    body = {"uid": "u-1", "credentials": {"valid_until": {"iso8601": past.isoformat()}}}
+    with responses.RequestsMock() as rsps:
+        rsps.get("https://api.minepi.example/v2/me", json=body)
+        assert verify_pi_token("tok-a").identity.uid == "u-1"
+        assert verify_pi_token("tok-a").from_upstream is True
+        assert len(rsps.calls) == 2
