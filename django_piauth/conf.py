@@ -39,6 +39,18 @@ def _str_list(value: Any) -> bool:
     return isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
 
 
+def _optional_int(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _optional_http_url(value: Any) -> bool:
+    return value is None or _http_url(value)
+
+
+def _optional_dict(value: Any) -> bool:
+    return value is None or isinstance(value, dict)
+
+
 # key: (default, validator, what the validator wants)
 _SPEC: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "PI_API_URL": ("https://api.minepi.com", _http_url, "an http(s) URL"),
@@ -53,6 +65,20 @@ _SPEC: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "TOKEN_CACHE_TTL": (300, _positive_number, "a positive number of seconds"),
     "REJECTED_TOKEN_CACHE_TTL": (30, _positive_number, "a positive number of seconds"),
     "LAST_VERIFIED_INTERVAL": (300, _positive_number, "a positive number of seconds"),
+    # PeerID (Peerplays)
+    "PEERID_URL": ("https://peerid.peerplays.download", _http_url, "an http(s) URL"),
+    "PEERID_CLIENT_ID": (None, _optional_int, "an integer (PeerID app id) or None"),
+    "PEERID_CLIENT_SECRET": (None, _optional_str, "a string or None"),
+    "PEERID_REDIRECT_URI": (None, _optional_http_url, "an absolute http(s) URL or None"),
+    "PEERID_REFRESH_MARGIN": (60, lambda v: _positive_number(v) or v == 0,
+                              "a number of seconds, 0 or more"),
+    # Encryption at rest of PeerID tokens and the SAFE token
+    "TOKEN_ENCRYPTION_KEYS": ((), _str_list, "a list of Fernet keys, newest first"),
+    # SAFE Launcher
+    "SAFE_LAUNCHER_URL": ("http://localhost:8100", _http_url, "an http(s) URL"),
+    "SAFE_APP": (None, _optional_dict, "a dict with name, id, version and vendor"),
+    "SAFE_PERMISSIONS": ((), _str_list, "a list of permission names"),
+    "SAFE_AUTHORIZE_TIMEOUT": (300, _positive_number, "a positive number of seconds"),
     "WWW_AUTHENTICATE_REALM": ("api", lambda v: isinstance(v, str) and '"' not in v, "a string"),
 }
 
@@ -123,7 +149,8 @@ def on_reload(callback: Callable[[], None]) -> Callable[[], None]:
 
 
 def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
-    if setting in (SETTINGS_NAME, "AUTHENTICATION_BACKENDS", "DEBUG"):
+    if setting in (SETTINGS_NAME, "AUTHENTICATION_BACKENDS", "DEBUG", "SECRET_KEY",
+                   "SECRET_KEY_FALLBACKS", "CACHES"):
         piauth_settings.reload()
 
 

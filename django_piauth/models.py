@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .fields import EncryptedTextField
+
 
 class Provider(models.TextChoices):
     PI = "pi", "Pi Network"
@@ -38,3 +40,65 @@ class Pioneer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username or self.uid} ({self.get_provider_display()})"
+
+
+class PeerIDCredential(models.Model):
+    """The PeerID tokens of a PeerID Pioneer, encrypted at rest.
+
+    ``needs_refresh`` is set when PeerID answered 401 to a call made with the access
+    token; the refresh middleware and DRF class then refresh before the next view runs.
+    A revoked credential (``revoked_at``) has no tokens left: its sessions end.
+    """
+
+    pioneer = models.OneToOneField(
+        Pioneer, on_delete=models.CASCADE, related_name="peerid_credential"
+    )
+    access_token = EncryptedTextField()
+    refresh_token = EncryptedTextField(blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    scope = models.JSONField(default=list, blank=True)
+    needs_refresh = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("PeerID credential")
+
+    def __str__(self) -> str:
+        return f"PeerID credential of {self.pioneer}"
+
+    def __repr__(self) -> str:  # never the tokens
+        return f"<PeerIDCredential pk={self.pk} pioneer={self.pioneer_id}>"
+
+
+class SafeGrant(models.Model):
+    """A SAFE Launcher's authorization of this Django project (the app), token encrypted."""
+
+    launcher_url = models.URLField()
+    app_id = models.CharField(max_length=255)
+    app_name = models.CharField(max_length=255)
+    app_version = models.CharField(max_length=64)
+    app_vendor = models.CharField(max_length=255)
+    token = EncryptedTextField(blank=True)
+    permissions_requested = models.JSONField(default=list, blank=True)
+    permissions_granted = models.JSONField(default=list, blank=True)
+    authorized_at = models.DateTimeField()
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    is_valid = models.BooleanField(default=True)
+    invalidated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("SAFE grant")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["launcher_url", "app_id", "app_vendor"], name="piauth_unique_safe_app"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "valid" if self.is_valid else "dead"
+        return f"{self.app_name} at {self.launcher_url} ({state})"
+
+    def __repr__(self) -> str:  # never the token
+        return f"<SafeGrant pk={self.pk} app_id={self.app_id!r} valid={self.is_valid}>"
