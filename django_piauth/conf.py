@@ -10,13 +10,14 @@ from __future__ import annotations
 import difflib
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 SETTINGS_NAME = "PIAUTH"
+T = TypeVar("T")
 
 
 def _positive_number(value: Any) -> bool:
@@ -146,6 +147,19 @@ def on_reload(callback: Callable[[], None]) -> Callable[[], None]:
     """Register ``callback`` to run whenever the settings change (objects built from them)."""
     _reload_callbacks.append(callback)
     return callback
+
+
+def built_from_settings(build: Callable[[], T]) -> Callable[[], T]:
+    """``build()`` once, and again after the settings change: for clients and keys."""
+    built: list[T] = []
+
+    def get() -> T:
+        if not built:
+            built[:] = [build()]
+        return built[0]
+
+    on_reload(built.clear)
+    return get
 
 
 def _reload_on_change(*, setting: str, **kwargs: Any) -> None:

@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .conf import on_reload, piauth_settings
+from .conf import built_from_settings, piauth_settings
 
 
 class UndecryptableValue(Exception):
@@ -50,22 +50,7 @@ def _build() -> MultiFernet:
     return MultiFernet(fernets)
 
 
-_multifernet: MultiFernet | None = None
-
-
-def _keys() -> MultiFernet:
-    global _multifernet
-    if _multifernet is None:
-        _multifernet = _build()
-    return _multifernet
-
-
-def _forget_keys() -> None:
-    global _multifernet
-    _multifernet = None
-
-
-on_reload(_forget_keys)
+_keys = built_from_settings(_build)
 
 
 def encrypt(plaintext: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ..conf import on_reload, piauth_settings
+from ..conf import built_from_settings, piauth_settings
 from ..exceptions import InvalidToken, UpstreamError, UpstreamUnavailable
 from .http import UpstreamResponse, send
 
@@ -187,26 +187,14 @@ def _path_segment(value: str) -> str:
     return value
 
 
-_client: PiPlatformClient | None = None
+def _build_client() -> PiPlatformClient:
+    return PiPlatformClient(
+        piauth_settings.PI_API_URL,
+        server_api_key=piauth_settings.PI_SERVER_API_KEY,
+        timeout=piauth_settings.timeout,
+        max_response_bytes=piauth_settings.MAX_RESPONSE_BYTES,
+    )
 
 
-def get_pi_client() -> PiPlatformClient:
-    """The client built from ``PIAUTH``; rebuilt when the settings change."""
-    global _client
-    client = _client
-    if client is None:
-        client = _client = PiPlatformClient(
-            piauth_settings.PI_API_URL,
-            server_api_key=piauth_settings.PI_SERVER_API_KEY,
-            timeout=piauth_settings.timeout,
-            max_response_bytes=piauth_settings.MAX_RESPONSE_BYTES,
-        )
-    return client
-
-
-def _forget_client() -> None:
-    global _client
-    _client = None
-
-
-on_reload(_forget_client)
+#: The client built from ``PIAUTH``; rebuilt when the settings change.
+get_pi_client = built_from_settings(_build_client)
