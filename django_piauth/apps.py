@@ -8,4 +8,6 @@ class PiAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, receivers  # noqa: F401  (checks register themselves)
+
+        receivers.connect()

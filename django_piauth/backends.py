@@ -26,6 +26,7 @@ from django.utils import timezone
 from . import checks  # noqa: F401  (registers piauth.E003 even when the app is not installed)
 from .conf import on_reload, piauth_settings
 from .exceptions import IdentityRejected, InvalidToken, UserInactive
+from .providers.peerid import PeerIDIdentity, PeerIDTokens, get_peerid_client
 from .providers.pi import PiIdentity
 from .signals import pioneer_authenticated, pioneer_created
 from .verification import averify_pi_token, verify_pi_token
@@ -287,3 +288,62 @@ def configured_backend(backend_class: type[LinkedAccountBackend]) -> tuple[Any, 
 
 
 on_reload(_configured.clear)
+
+
+class PeerIDBackend(LinkedAccountBackend):
+    """PeerID sign-in: ``authenticate(request, peerid_login=..., peerid_password=...)``
+    (or ``peerid_mobile=...``) and ``authenticate(request, peerid_code=...)``.
+
+    Returns ``None`` for refused credentials, a code PeerID will not exchange, a token
+    issued for another app, or an inactive user; raises ``UpstreamUnavailable`` when
+    PeerID cannot say. The tokens are kept, encrypted, in the Pioneer's
+    ``PeerIDCredential``; ``login()`` then marks the session as a PeerID session.
+    """
+
+    provider = "peerid"
+
+    def authenticate(self, request: HttpRequest | None, peerid_login: str | None = None,
+                     peerid_password: str | None = None, peerid_mobile: str | None = None,
+                     peerid_code: str | None = None, **kwargs: Any) -> AbstractBaseUser | None:
+        try:
+            if peerid_code is not None:
+                user, _credential = self.sign_in_with_code(request, peerid_code)
+            elif peerid_login is not None and (peerid_password or peerid_mobile):
+                user, _credential = self.sign_in_with_password(
+                    request, peerid_login, password=peerid_password, mobile=peerid_mobile)
+            else:
+                return None
+        except InvalidToken as exc:
+            logger.info("PeerID sign-in refused: %s", exc)
+            return None
+        return user
+
+    def sign_in_with_password(self, request: HttpRequest | None, login: str, *,
+                              password: str | None = None, mobile: str | None = None):
+        """(user, credential) for a login with password and/or mobile; see ``authenticate``."""
+        tokens = get_peerid_client().password_grant(login, password=password, mobile=mobile)
+        return self.sign_in_with_tokens(request, tokens, login=login)
+
+    def sign_in_with_code(self, request: HttpRequest | None, code: str):
+        """(user, credential) for an authorization code, exchanged once."""
+        return self.sign_in_with_tokens(request, get_peerid_client().exchange_code(code))
+
+    def sign_in_with_tokens(self, request: HttpRequest | None, tokens: PeerIDTokens, *,
+                            login: str | None = None):
+        from .models import PeerIDCredential
+        from .peerid import store_tokens
+
+        identity = PeerIDIdentity.from_tokens(tokens, login)
+        user, pioneer = self.sign_in(request, identity)
+        credential = PeerIDCredential.objects.filter(pioneer=pioneer).first()
+        if credential is None:
+            credential = PeerIDCredential(pioneer=pioneer)
+        store_tokens(credential, tokens)
+        try:
+            credential.save()
+        except IntegrityError:  # a concurrent sign-in of the same Pioneer saved first
+            credential.pk = PeerIDCredential.objects.get(pioneer=pioneer).pk
+            credential.save(force_update=True)
+        # Read by the user_logged_in receiver, which marks the session as PeerID's.
+        user.piauth_peerid_credential_pk = credential.pk
+        return user, credential

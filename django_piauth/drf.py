@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.contrib.auth import logout
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.request import Request
 
 from .backends import PiBackend, configured_backend
 from .conf import piauth_settings
 from .exceptions import InvalidToken, UpstreamUnavailable
 from .http_errors import UNAVAILABLE_DETAIL, rejection_detail, retry_after_seconds, www_authenticate
+from .peerid import SESSION_KEY, PeerIDSessionEnded, fresh_session_credential
+from .providers.peerid import PeerIDIdentity
 
 logger = logging.getLogger("django_piauth")
 
@@ -68,6 +71,44 @@ class PiAuthentication(BaseAuthentication):
         except UpstreamUnavailable as exc:
             logger.warning("Pi Platform unavailable during API authentication: %s", exc)
             raise ServiceUnavailable(wait=retry_after_seconds()) from None
+
+    def authenticate_header(self, request: Request) -> str:
+        return www_authenticate()
+
+
+class PeerIDAuthentication(SessionAuthentication):
+    """A session signed in with PeerID, its tokens refreshed when due; CSRF enforced
+    like DRF's ``SessionAuthentication``.
+
+    Not a PeerID session: ``None``. A dead refresh token: the user is signed out and
+    the request gets 401. PeerID cannot say: 503 with ``Retry-After``, session kept.
+    ``request.auth`` is the ``PeerIDIdentity`` (uid, username, scopes), never a token.
+    """
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        django_request = request._request
+        user = getattr(django_request, "user", None)
+        if user is None or not user.is_active or SESSION_KEY not in django_request.session:
+            return None
+        credential = getattr(django_request, "peerid_credential", None)
+        if credential is None:  # PeerIDRefreshMiddleware did not run (or found none)
+            try:
+                credential = fresh_session_credential(django_request)
+            except PeerIDSessionEnded:
+                logout(django_request)
+                raise exceptions.AuthenticationFailed(
+                    "Your PeerID session has ended; sign in again.", code="session_ended"
+                ) from None
+            except UpstreamUnavailable as exc:
+                logger.warning("PeerID unavailable during API authentication: %s", exc)
+                raise ServiceUnavailable(wait=retry_after_seconds()) from None
+            django_request.peerid_credential = credential
+        if credential is None:
+            return None
+        self.enforce_csrf(request)
+        pioneer = credential.pioneer
+        return user, PeerIDIdentity(uid=pioneer.uid, username=pioneer.username or None,
+                                    scopes=tuple(credential.scope))
 
     def authenticate_header(self, request: Request) -> str:
         return www_authenticate()

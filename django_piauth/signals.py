@@ -8,3 +8,10 @@ pioneer_created = Signal()
 
 #: An upstream-verified identity signed a Pioneer in (every successful authentication).
 pioneer_authenticated = Signal()
+
+#: A PeerID credential was refreshed (``credential``, ``request``), after the commit.
+peerid_refreshed = Signal()
+
+#: PeerID refused a credential's refresh token; the credential is revoked and its
+#: sessions end (``credential``, ``request``, ``reason``).
+peerid_refresh_failed = Signal()

@@ -87,6 +87,23 @@ def parse_tokens(payload: Any, client_id: int) -> PeerIDTokens:
                         app_id=app_id, expires_at=expires_at, scope=scopes)
 
 
+@dataclass(frozen=True)
+class PeerIDIdentity:
+    """Who a PeerID token response vouches for; ``uid`` is PeerID's ``user_id``."""
+
+    uid: str
+    username: str | None = None
+    scopes: tuple[int, ...] = ()
+    provider: str = field(default="peerid", init=False)
+
+    @classmethod
+    def from_tokens(cls, tokens: PeerIDTokens, login: str | None = None) -> PeerIDIdentity:
+        # The token response has no username; a login that is not an e-mail address is
+        # the best name we have (never an address: it would show up as a username).
+        username = login if login and "@" not in login else None
+        return cls(uid=str(tokens.user_id), username=username, scopes=tokens.scope)
+
+
 class PeerIDClient:
     """One PeerID app's client. The client secret stays out of ``repr`` and messages."""
 

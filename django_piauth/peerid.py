@@ -1,0 +1,189 @@
+"""PeerID sessions: keeping a signed-in user's PeerID credential alive.
+
+A session signed in with PeerID holds the credential's pk under :data:`SESSION_KEY`.
+Before a view runs, :func:`fresh_session_credential` makes sure that credential is
+usable: when it has expired (less ``PEERID_REFRESH_MARGIN``) or a call answered 401, it
+is refreshed, exactly once however many requests, threads or processes notice at once:
+an in-process lock per credential, then ``select_for_update`` on its row, then a re-read
+(whoever comes second finds fresh tokens and uses them). PeerID rotates both tokens on
+refresh, so a second refresh with the old refresh token would sign the user out.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+from weakref import WeakValueDictionary
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from .conf import piauth_settings
+from .models import PeerIDCredential
+from .providers.peerid import (
+    AccessTokenRejected,
+    PeerIDTokens,
+    RefreshTokenDead,
+    get_peerid_client,
+)
+from .signals import peerid_refresh_failed, peerid_refreshed
+
+logger = logging.getLogger("django_piauth")
+T = TypeVar("T")
+
+#: The session key that marks a session signed in with PeerID.
+SESSION_KEY = "_piauth_peerid_credential"
+
+
+class PeerIDSessionEnded(Exception):
+    """The credential is gone, revoked, or its refresh token is dead: sign in again."""
+
+
+def store_tokens(credential: PeerIDCredential, tokens: PeerIDTokens) -> None:
+    """Put fresh tokens on ``credential`` (unsaved); clears any revocation or 401 mark."""
+    credential.access_token = tokens.access_token
+    credential.refresh_token = tokens.refresh_token
+    credential.expires_at = tokens.expires_at
+    credential.scope = list(tokens.scope)
+    credential.needs_refresh = False
+    credential.revoked_at = None
+
+
+def is_due(credential: PeerIDCredential, rejected_access_token: str | None = None) -> bool:
+    """Whether ``credential`` must be refreshed before its access token is used."""
+    if credential.needs_refresh:
+        return True
+    if rejected_access_token is not None and credential.access_token == rejected_access_token:
+        return True
+    if credential.expires_at is None:
+        return False
+    margin = timedelta(seconds=piauth_settings.PEERID_REFRESH_MARGIN)
+    return credential.expires_at - margin <= timezone.now()
+
+
+def is_usable(credential: PeerIDCredential) -> bool:
+    return credential.revoked_at is None and bool(credential.access_token)
+
+
+_refresh_locks: WeakValueDictionary[int, threading.Lock] = WeakValueDictionary()
+_refresh_locks_guard = threading.Lock()
+
+
+def _lock_for(credential_pk: int) -> threading.Lock:
+    with _refresh_locks_guard:
+        lock = _refresh_locks.get(credential_pk)
+        if lock is None:
+            lock = threading.Lock()
+            _refresh_locks[credential_pk] = lock
+        return lock
+
+
+def revoke(credential: PeerIDCredential) -> None:
+    """Forget the tokens: every session of this credential ends at its next request."""
+    PeerIDCredential.objects.filter(pk=credential.pk).update(
+        access_token="", refresh_token="", needs_refresh=False, revoked_at=timezone.now()
+    )
+    credential.access_token = credential.refresh_token = ""
+    credential.revoked_at = timezone.now()
+
+
+def refresh(credential_pk: int, *, rejected_access_token: str | None = None,
+            request: HttpRequest | None = None) -> PeerIDCredential:
+    """The credential with usable tokens, refreshed if (still) due; one refresh at a time.
+
+    Raises ``PeerIDSessionEnded`` when it is gone or PeerID refuses the refresh token
+    (the credential is then revoked), ``UpstreamUnavailable`` when PeerID cannot say
+    (the credential is left as it was).
+    """
+    with _lock_for(credential_pk):
+        with transaction.atomic():
+            credential = (PeerIDCredential.objects.select_for_update()
+                          .select_related("pioneer").filter(pk=credential_pk).first())
+            if credential is None or not is_usable(credential):
+                raise PeerIDSessionEnded("the PeerID credential is gone or revoked")
+            if not is_due(credential, rejected_access_token):
+                return credential  # another request refreshed it while we waited
+            try:
+                tokens = get_peerid_client().refresh(credential.refresh_token)
+                if str(tokens.user_id) != credential.pioneer.uid:
+                    raise RefreshTokenDead("the refreshed token belongs to another user")
+            except RefreshTokenDead as exc:
+                failure = exc  # handled below, outside the transaction but inside the lock
+            else:
+                store_tokens(credential, tokens)
+                credential.last_refreshed_at = timezone.now()
+                credential.save(update_fields=[
+                    "access_token", "refresh_token", "expires_at", "scope", "needs_refresh",
+                    "revoked_at", "last_refreshed_at",
+                ])
+                logger.info("refreshed the PeerID credential of uid %s",
+                            credential.pioneer.uid)
+                transaction.on_commit(lambda: peerid_refreshed.send(
+                    sender=PeerIDCredential, credential=credential, request=request))
+                return credential
+        logger.warning("PeerID refused to refresh the credential of uid %s: %s",
+                       credential.pioneer.uid, failure)
+        revoke(credential)
+    peerid_refresh_failed.send(sender=PeerIDCredential, credential=credential,
+                               request=request, reason=str(failure))
+    raise PeerIDSessionEnded("PeerID refused the refresh token") from failure
+
+
+def fresh_session_credential(request: HttpRequest) -> PeerIDCredential | None:
+    """The session's PeerID credential, refreshed when due; ``None`` for other sessions.
+
+    A session without :data:`SESSION_KEY` costs nothing (no query). Raises
+    ``PeerIDSessionEnded`` or ``UpstreamUnavailable`` (see :func:`refresh`).
+    """
+    credential_pk = request.session.get(SESSION_KEY)
+    if credential_pk is None:
+        return None
+    user = getattr(request, "user", None)
+    credential = (PeerIDCredential.objects.select_related("pioneer")
+                  .filter(pk=credential_pk).first())
+    if (credential is None or not is_usable(credential)
+            or (user is not None and credential.pioneer.user_id != user.pk)):
+        raise PeerIDSessionEnded("the session's PeerID credential is gone or revoked")
+    if is_due(credential):
+        credential = refresh(credential.pk, request=request)
+    return credential
+
+
+def call_with_refresh(credential: PeerIDCredential,
+                      call: Callable[[str], T], *, request: HttpRequest | None = None) -> T:
+    """``call(access_token)``; on a 401, refresh once and retry once.
+
+    For app code: ``call_with_refresh(cred, lambda token: client.operations(token, ops))``.
+    A second 401 marks the credential for refresh and raises ``AccessTokenRejected``.
+    """
+    token = credential.access_token
+    try:
+        return call(token)
+    except AccessTokenRejected:
+        logger.info("PeerID answered 401 for uid %s: refreshing once",
+                    credential.pioneer.uid)
+    fresh = refresh(credential.pk, rejected_access_token=token, request=request)
+    _copy_tokens(fresh, credential)
+    try:
+        return call(fresh.access_token)
+    except AccessTokenRejected:
+        PeerIDCredential.objects.filter(pk=credential.pk).update(needs_refresh=True)
+        raise
+
+
+def _copy_tokens(source: PeerIDCredential, target: PeerIDCredential) -> None:
+    for name in ("access_token", "refresh_token", "expires_at", "scope", "needs_refresh",
+                 "last_refreshed_at", "revoked_at"):
+        setattr(target, name, getattr(source, name))
+
+
+def peerid_operations(credential: PeerIDCredential, operations: list[dict[str, Any]], *,
+                      request: HttpRequest | None = None) -> Any:
+    """``POST /api/v1/app/operations`` with the user's token, refreshing once on a 401."""
+    client = get_peerid_client()
+    return call_with_refresh(credential, lambda token: client.operations(token, operations),
+                             request=request)
