@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 
-from .models import Pioneer
+from .models import PeerIDCredential, Pioneer
+from .peerid import revoke
 
 IDENTITY_FIELDS = ("user", "provider", "uid", "username", "scopes", "created_at",
                    "last_verified_at")
@@ -27,6 +28,37 @@ class PioneerAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(PeerIDCredential)
+class PeerIDCredentialAdmin(admin.ModelAdmin):
+    """Expiry, scope and refresh history; the tokens are never shown, not even masked."""
+
+    list_display = ("pioneer", "expires_at", "scope", "last_refreshed_at", "needs_refresh",
+                    "revoked_at")
+    list_filter = ("needs_refresh", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("pioneer__uid", "pioneer__username", "pioneer__user__username")
+    list_select_related = ("pioneer",)
+    fields = ("pioneer", "expires_at", "scope", "created_at", "last_refreshed_at",
+              "needs_refresh", "revoked_at")
+    readonly_fields = fields
+    actions = ["revoke_credentials"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # Never load (decrypt) the tokens to draw a page that does not show them.
+        return super().get_queryset(request).defer("access_token", "refresh_token")
+
+    @admin.action(description="Revoke: forget the tokens and end their sessions")
+    def revoke_credentials(self, request: HttpRequest, queryset: Any) -> None:
+        count = 0
+        for credential in queryset:
+            revoke(credential)
+            count += 1
+        self.message_user(request, f"Revoked {count} PeerID credential(s); their users "
+                                   "must sign in again.", messages.SUCCESS)
 
 
 class PioneerInline(admin.TabularInline):

@@ -136,3 +136,69 @@ def check_token_cache(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
             id="piauth.W008",
         )]
     return []
+
+
+def _peerid_backend_listed() -> bool:
+    from .backends import PeerIDBackend
+
+    return any(isinstance(cls, type) and issubclass(cls, PeerIDBackend)
+               for cls in _listed_backend_classes())
+
+
+@checks.register()
+def check_peerid(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        client_id = piauth_settings.PEERID_CLIENT_ID
+        secret = piauth_settings.PEERID_CLIENT_SECRET
+    except ImproperlyConfigured:
+        return []
+    messages: list[checks.CheckMessage] = []
+    if _peerid_backend_listed() and client_id is None:
+        messages.append(checks.Error(
+            "PeerIDBackend is in AUTHENTICATION_BACKENDS but PIAUTH['PEERID_CLIENT_ID'] is "
+            "not set.", hint="Set it to your PeerID app's id.", id="piauth.E009"))
+    if client_id is not None and not secret:
+        messages.append(checks.Warning(
+            "PIAUTH['PEERID_CLIENT_SECRET'] is not set: the authorization-code flow and "
+            "token refresh will fail (the password flow works without it).",
+            id="piauth.W010"))
+    middleware = list(settings.MIDDLEWARE)
+    ours = "django_piauth.middleware.PeerIDRefreshMiddleware"
+    auth = "django.contrib.auth.middleware.AuthenticationMiddleware"
+    if ours in middleware and (auth not in middleware
+                               or middleware.index(ours) < middleware.index(auth)):
+        messages.append(checks.Error(
+            "PeerIDRefreshMiddleware must come after AuthenticationMiddleware in MIDDLEWARE.",
+            id="piauth.E011"))
+    return messages
+
+
+@checks.register(checks.Tags.security)
+def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from .crypto import build_keys
+
+    try:
+        build_keys()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="piauth.E012")]
+    return []
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_encryption_keys_configured(app_configs: Any = None,
+                                     **kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        keys = piauth_settings.TOKEN_ENCRYPTION_KEYS
+        stores_tokens = (piauth_settings.PEERID_CLIENT_ID is not None
+                         or piauth_settings.SAFE_APP is not None)
+    except ImproperlyConfigured:
+        return []
+    if stores_tokens and not keys:
+        return [checks.Warning(
+            "PIAUTH['TOKEN_ENCRYPTION_KEYS'] is not set: stored PeerID and SAFE tokens are "
+            "encrypted with keys derived from SECRET_KEY, so changing SECRET_KEY without "
+            "keeping the old one in SECRET_KEY_FALLBACKS makes them unreadable.",
+            hint="Set TOKEN_ENCRYPTION_KEYS to a list of Fernet keys "
+                 "(cryptography.fernet.Fernet.generate_key()), newest first.",
+            id="piauth.W013")]
+    return []

@@ -32,7 +32,7 @@ def keys_from_secret_key() -> bool:
     return not piauth_settings.TOKEN_ENCRYPTION_KEYS
 
 
-def _build() -> MultiFernet:
+def build_keys() -> MultiFernet:
     configured = list(piauth_settings.TOKEN_ENCRYPTION_KEYS)
     if not configured:
         secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
@@ -50,7 +50,7 @@ def _build() -> MultiFernet:
     return MultiFernet(fernets)
 
 
-_keys = built_from_settings(_build)
+_keys = built_from_settings(build_keys)
 
 
 def encrypt(plaintext: str) -> str:

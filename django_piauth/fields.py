@@ -30,7 +30,15 @@ class EncryptedTextField(models.TextField):
             return None
 
     def get_prep_value(self, value: Any) -> Any:
+        if isinstance(value, Ciphertext):
+            return str(value)
         value = super().get_prep_value(value)
         if value is None or value == "":
             return value
         return encrypt(value)
+
+
+class Ciphertext(str):
+    """A value that is already encrypted (``piauth_reencrypt``): stored as it is."""
+
+    __slots__ = ()
