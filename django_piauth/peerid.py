@@ -99,6 +99,7 @@ def refresh(credential_pk: int, *, rejected_access_token: str | None = None,
     (the credential is then revoked), ``UpstreamUnavailable`` when PeerID cannot say
     (the credential is left as it was).
     """
+    failure: RefreshTokenDead | None = None
     with _lock_for(credential_pk):
         with transaction.atomic():
             credential = (PeerIDCredential.objects.select_for_update()
@@ -122,15 +123,16 @@ def refresh(credential_pk: int, *, rejected_access_token: str | None = None,
                 ])
                 logger.info("refreshed the PeerID credential of uid %s",
                             credential.pioneer.uid)
-                transaction.on_commit(lambda: peerid_refreshed.send(
-                    sender=PeerIDCredential, credential=credential, request=request))
-                return credential
-        logger.warning("PeerID refused to refresh the credential of uid %s: %s",
-                       credential.pioneer.uid, failure)
-        revoke(credential)
-    peerid_refresh_failed.send(sender=PeerIDCredential, credential=credential,
-                               request=request, reason=str(failure))
-    raise PeerIDSessionEnded("PeerID refused the refresh token") from failure
+        if failure is not None:
+            logger.warning("PeerID refused to refresh the credential of uid %s: %s",
+                           credential.pioneer.uid, failure)
+            revoke(credential)
+    if failure is not None:
+        peerid_refresh_failed.send(sender=PeerIDCredential, credential=credential,
+                                   request=request, reason=str(failure))
+        raise PeerIDSessionEnded("PeerID refused the refresh token") from failure
+    peerid_refreshed.send(sender=PeerIDCredential, credential=credential, request=request)
+    return credential
 
 
 def fresh_session_credential(request: HttpRequest) -> PeerIDCredential | None:

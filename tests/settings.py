@@ -27,10 +27,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_piauth.middleware.PeerIDRefreshMiddleware",
 ]
 
 AUTHENTICATION_BACKENDS = [
     "django_piauth.backends.PiBackend",
+    "django_piauth.backends.PeerIDBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 
@@ -92,7 +94,10 @@ else:
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["django_piauth.drf.PiAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "django_piauth.drf.PiAuthentication",
+        "django_piauth.drf.PeerIDAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
 }
@@ -100,6 +105,13 @@ REST_FRAMEWORK = {
 PIAUTH = {
     "PI_API_URL": os.environ.get("PIAUTH_TEST_PI_API_URL", "https://api.minepi.example"),
     "PI_SERVER_API_KEY": "test-server-api-key-0123456789",
+    "PEERID_URL": os.environ.get("PIAUTH_TEST_PEERID_URL", "https://peerid.example"),
+    "PEERID_CLIENT_ID": 42,
+    "PEERID_CLIENT_SECRET": "test-peerid-client-secret",
+    "TOKEN_ENCRYPTION_KEYS": ["ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="],
 }
+
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/home/"
 
 LOGGING_CONFIG = None

@@ -1,3 +1,5 @@
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,3 +16,20 @@ class WhoAmI(APIView):
             "scopes": list(identity.scopes),
             "auth_type": type(identity).__name__,
         })
+
+
+@login_required
+def home(request):
+    """An ordinary Django page for signed-in users."""
+    return HttpResponse(f"Hello {request.user.get_username()}")
+
+
+class PeerIDOperations(APIView):
+    """Makes a token call for the signed-in PeerID user, refreshing once on a 401."""
+
+    def post(self, request):
+        from django_piauth.peerid import peerid_operations
+
+        result = peerid_operations(request._request.peerid_credential,
+                                   request.data["operations"], request=request._request)
+        return Response({"result": result})
