@@ -9,7 +9,7 @@ from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 
-from .models import PeerIDCredential, Pioneer
+from .models import PeerIDCredential, Pioneer, SafeGrant
 from .peerid import revoke
 
 IDENTITY_FIELDS = ("user", "provider", "uid", "username", "scopes", "created_at",
@@ -100,3 +100,34 @@ def add_inline_to_user_admin(site: admin.AdminSite = admin.site) -> None:
 
 
 add_inline_to_user_admin()
+
+
+@admin.register(SafeGrant)
+class SafeGrantAdmin(admin.ModelAdmin):
+    """SAFE Launcher grants, read-only; the token is never shown, not even masked.
+
+    Grants are made and ended by ``manage.py piauth_safe_authorize`` / ``piauth_safe_revoke``.
+    """
+
+    list_display = ("app_name", "app_id", "app_vendor", "app_version", "launcher_url",
+                    "permissions_granted", "authorized_at", "last_checked_at", "is_valid")
+    list_filter = ("is_valid", "launcher_url")
+    search_fields = ("app_name", "app_id", "app_vendor", "launcher_url")
+    fields = ("launcher_url", "app_name", "app_id", "app_version", "app_vendor",
+              "permissions_requested", "permissions_granted", "authorized_at",
+              "last_checked_at", "is_valid", "invalidated_at")
+    readonly_fields = fields
+    ordering = ("-authorized_at",)
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # Never load (decrypt) the token to draw a page that does not show it.
+        return super().get_queryset(request).defer("token")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # piauth_safe_revoke revokes at the Launcher before forgetting

@@ -47,3 +47,21 @@ class UpstreamError(PiAuthError):
         self.status = status
         self.code = code
         self.body = body
+
+
+class SafeAuthorizationDenied(PiAuthError):
+    """The person at the SAFE Launcher denied the app's authorization request (401)."""
+
+
+class SafeNotAuthorized(PiAuthError):
+    """There is no usable SAFE grant: ``manage.py piauth_safe_authorize`` must run first.
+
+    Raised at once by authorised SAFE calls (they never wait for a person).
+    """
+
+    command = "piauth_safe_authorize"
+
+
+class SafeGrantDead(SafeNotAuthorized):
+    """The SAFE Launcher refused the stored token (401): revoked, the app removed, or the
+    Launcher restarted. The grant is marked dead; authorize again."""
