@@ -55,6 +55,11 @@ __all__ = [
 
 # Settings -------------------------------------------------------------------------------
 
+def listed_permissions(permissions: Any) -> str:
+    """Permissions as the commands print them."""
+    return ", ".join(permissions) or "(none)"
+
+
 def configured_app() -> SafeApp:
     """``PIAUTH["SAFE_APP"]`` as a :class:`SafeApp`; ``ImproperlyConfigured`` if unusable."""
     return app_from_setting(piauth_settings.SAFE_APP)

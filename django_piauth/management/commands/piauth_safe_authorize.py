@@ -24,12 +24,9 @@ from ...safe import (
     get_grant,
     identity_change_message,
     launcher_url,
+    listed_permissions,
     previous_identity,
 )
-
-
-def _listed(permissions: Any) -> str:
-    return ", ".join(permissions) or "(none)"
 
 
 class Command(BaseCommand):
@@ -75,8 +72,8 @@ class Command(BaseCommand):
             if still_valid:
                 self.stdout.write(self.style.SUCCESS(
                     f"Already authorized: {app} at {url}, permissions granted: "
-                    f"{_listed(grant.permissions_granted)} (the Launcher accepted the stored "
-                    "token just now). Use --force to ask again."))
+                    f"{listed_permissions(grant.permissions_granted)} (the Launcher accepted "
+                    "the stored token just now). Use --force to ask again."))
                 return
             self.stdout.write("The stored token is dead (the Launcher restarted, or the app "
                               "was revoked or removed): asking again.")
@@ -84,7 +81,8 @@ class Command(BaseCommand):
         wait = timeout if timeout is not None else piauth_settings.SAFE_AUTHORIZE_TIMEOUT
         self.stdout.write(
             f"Asking the SAFE Launcher at {url} to authorize {app} with permissions "
-            f"{_listed(permissions)}.\nAllow it at the Launcher; waiting up to {wait:g} s...")
+            f"{listed_permissions(permissions)}.\n"
+            f"Allow it at the Launcher; waiting up to {wait:g} s...")
         self.stdout.flush()
         try:
             grant = authorize_and_store(timeout=timeout)
@@ -95,9 +93,9 @@ class Command(BaseCommand):
 
         self.stdout.write(self.style.SUCCESS(
             f"Authorized: {app} at {url}, permissions granted: "
-            f"{_listed(grant.permissions_granted)}. The token is stored encrypted."))
+            f"{listed_permissions(grant.permissions_granted)}. The token is stored encrypted."))
         missing = [p for p in permissions if p not in grant.permissions_granted]
         if missing:
             self.stderr.write(self.style.WARNING(
-                f"Warning: the Launcher did not grant {_listed(missing)}; calls that need "
-                "them will fail."))
+                f"Warning: the Launcher did not grant {listed_permissions(missing)}; calls "
+                "that need them will fail."))

@@ -24,12 +24,9 @@ from ...safe import (
     get_grant,
     identity_change_message,
     launcher_url,
+    listed_permissions,
     previous_identity,
 )
-
-
-def _listed(permissions: Any) -> str:
-    return ", ".join(permissions) or "(none)"
 
 
 def _when(moment: Any) -> str:
@@ -58,7 +55,7 @@ class Command(BaseCommand):
         hint = f"run `{AUTHORIZE_COMMAND}`"
         self.line("SAFE Launcher", launcher_url())
         self.line("App", str(app))
-        self.line("Configured", f"permissions {_listed(permissions)}")
+        self.line("Configured", f"permissions {listed_permissions(permissions)}")
 
         previous = previous_identity(app)
         if previous is not None:
@@ -100,10 +97,11 @@ class Command(BaseCommand):
         if (grant.app_name, grant.app_version) != (app.name, app.version):
             self.line("Authorized as", f"{grant.app_name} {grant.app_version} (the settings "
                                        "changed since; the data stays the app's)")
-        self.line("Requested", _listed(grant.permissions_requested))
-        self.line("Granted", _listed(grant.permissions_granted))
+        self.line("Requested", listed_permissions(grant.permissions_requested))
+        self.line("Granted", listed_permissions(grant.permissions_granted))
         if list(grant.permissions_requested) != list(permissions):
-            self.stdout.write(f"{'':<14} (the settings now ask for {_listed(permissions)}: "
+            self.stdout.write(f"{'':<14} (the settings now ask for "
+                              f"{listed_permissions(permissions)}: "
                               f"run `{AUTHORIZE_COMMAND}` to ask again)")
         self.line("Authorized at", _when(grant.authorized_at))
         self.line("Last checked", _when(grant.last_checked_at))
