@@ -1,10 +1,12 @@
 """Settings of the django-piauth example project.
 
 Runs offline with no configuration: by default it verifies Pi access tokens against the
-fake Pi Platform that ``python -m django_piauth.testing`` serves on 127.0.0.1:8765
-(``scripts/demo`` starts it). Set ``PIAUTH_PI_API_URL`` to point it elsewhere.
+fake Pi Platform that ``python -m django_piauth.testing`` serves on 127.0.0.1:8765, and
+signs in with the fake PeerID it serves on 127.0.0.1:8766 (``scripts/demo`` starts both).
+Set ``PIAUTH_PI_API_URL`` / ``PIAUTH_PEERID_URL`` to point it elsewhere.
 
-DEMO ONLY: DEBUG is on and the SECRET_KEY below is public. Never deploy this file.
+DEMO ONLY: DEBUG is on, and the SECRET_KEY, the PeerID client secret and the token
+encryption key below are public. Never deploy this file.
 """
 
 import os
@@ -35,6 +37,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A PeerID session's tokens are refreshed (once) before the view runs.
+    "django_piauth.middleware.PeerIDRefreshMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -70,12 +74,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
     "django_piauth.backends.PiBackend",
+    "django_piauth.backends.PeerIDBackend",  # PeerID: password and authorization code
     "django.contrib.auth.backends.ModelBackend",  # the admin's password sign-in
 ]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "django_piauth.drf.PiAuthentication",  # Authorization: Bearer <Pi access token>
+        "django_piauth.drf.PeerIDAuthentication",  # a PeerID session, refreshed when due
         "rest_framework.authentication.SessionAuthentication",  # the page's session
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -85,6 +91,15 @@ PIAUTH = {
     "PI_API_URL": os.environ.get("PIAUTH_PI_API_URL", "http://127.0.0.1:8765"),
     # DEMO ONLY: the key the fake Pi Platform accepts by default (for server-side calls).
     "PI_SERVER_API_KEY": os.environ.get("PI_SERVER_API_KEY", "fake-server-api-key"),
+    "PEERID_URL": os.environ.get("PIAUTH_PEERID_URL", "http://127.0.0.1:8766"),
+    "PEERID_CLIENT_ID": 42,  # the fake PeerID's app (python -m django_piauth.testing)
+    # DEMO ONLY: the client secret the fake PeerID accepts by default.
+    "PEERID_CLIENT_SECRET": os.environ.get("PEERID_CLIENT_SECRET", "fake-peerid-secret"),
+    # DEMO ONLY: a fixed, published Fernet key for the PeerID tokens stored at rest. A real
+    # site reads its keys from the environment (newest first) and keeps them secret.
+    "TOKEN_ENCRYPTION_KEYS": [
+        os.environ.get("PIAUTH_KEY", "hrwCI6P2Ipq0qeQjklyRxArHsKj09oYTmeVTzRAx1hM="),
+    ],
 }
 
 LANGUAGE_CODE = "en-us"
@@ -94,7 +109,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 
-LOGIN_URL = "/"
+LOGIN_URL = "/"  # a PeerID session that ended lands back on the home page
+LOGIN_REDIRECT_URL = "/"  # where the PeerID callback goes without a ``next``
 
 LOGGING = {
     "version": 1,

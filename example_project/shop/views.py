@@ -1,12 +1,21 @@
+import secrets
+
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
-from rest_framework import generics
+from rest_framework import exceptions, generics
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from django_piauth.conf import piauth_settings
+from django_piauth.drf import ServiceUnavailable
+from django_piauth.exceptions import InvalidToken, UpstreamError, UpstreamUnavailable
 from django_piauth.models import Provider
+from django_piauth.peerid import PeerIDSessionEnded, peerid_operations
 
 from .forms import SavedItemForm
 from .serializers import SavedItemSerializer
@@ -15,10 +24,13 @@ from .serializers import SavedItemSerializer
 @ensure_csrf_cookie  # the page's JS posts to piauth:pi-login with X-CSRFToken
 @require_http_methods(["GET", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
-    """The Pi Browser's login-free visit, played with the fake Pi Platform.
+    """The Pi Browser's login-free visit, played with the fake Pi Platform, and PeerID
+    sign-in, played with the fake PeerID.
 
-    Signed out: the "Sign in with Pi (demo)" button. Signed in: the Pioneer, their saved
-    items and a form (POST here) to add one.
+    Signed out: the "Sign in with Pi (demo)" button, the PeerID sign-in form and the
+    PeerID authorization-code link. Signed in: the Pioneer of the session's provider,
+    the PeerID status of a PeerID session, their saved items and a form (POST here) to
+    add one.
     """
     user = request.user
     form = SavedItemForm()
@@ -33,21 +45,85 @@ def home(request: HttpRequest) -> HttpResponse:
             item.save()
             messages.success(request, f"Saved “{item.name}”.")
             return redirect("home")
+    # Set by PeerIDRefreshMiddleware (refreshed if it was due) for a PeerID session only.
+    credential = getattr(request, "peerid_credential", None)
     pioneer = None
     items = []
-    if user.is_authenticated:
+    if credential is not None:
+        pioneer = credential.pioneer
+    elif user.is_authenticated:
         pioneer = user.pioneers.filter(provider=Provider.PI).order_by("-last_verified_at").first()
+    if user.is_authenticated:
         items = list(user.saved_items.all()[:50])
     return render(
         request,
         "shop/home.html",
         {
             "pioneer": pioneer,
+            "peerid_credential": credential,  # the template shows its status, never a token
             "items": items,
             "form": form,
             "pi_api_url": piauth_settings.PI_API_URL,
+            "peerid_url": piauth_settings.PEERID_URL,
         },
     )
+
+
+#: What the demo button asks PeerID to do: one Peerplays transfer (the fake echoes it).
+DEMO_OPERATIONS = [{
+    "op_name": "transfer",
+    "to": "demo-shop",
+    "amount": {"amount": 1, "asset_id": "1.3.0"},
+    "memo": "django-piauth demo",
+}]
+
+
+class PeerIDDemoOperation(APIView):
+    """``POST``: a demo operation with the PeerID session's token (``peerid_operations``).
+
+    The call refreshes the tokens once and retries once when PeerID answers 401. DEMO
+    ONLY: ``{"simulate_401": true}`` first overwrites the stored access token with a
+    made-up one, so that PeerID answers 401 and the refresh-and-retry shows. Only a
+    PeerID session may call it (``PeerIDAuthentication`` enforces CSRF); never returns a
+    token.
+    """
+
+    def post(self, request: Request) -> Response:
+        # Set by PeerIDRefreshMiddleware (or PeerIDAuthentication) for a PeerID session.
+        credential = getattr(request, "peerid_credential", None)
+        if credential is None:
+            raise exceptions.PermissionDenied("Sign in with PeerID to make PeerID calls.",
+                                              code="not_peerid")
+        data = request.data if isinstance(request.data, dict) else {}
+        if data.get("simulate_401") is True:
+            # DEMO ONLY: as if PeerID had revoked the access token behind our back.
+            credential.access_token = f"demo-stale-{secrets.token_urlsafe(24)}"
+            credential.save(update_fields=["access_token"])
+        refreshed_before = credential.last_refreshed_at
+        try:
+            result = peerid_operations(credential, DEMO_OPERATIONS, request=request._request)
+        except PeerIDSessionEnded:
+            logout(request._request)
+            raise exceptions.AuthenticationFailed(
+                "Your PeerID session has ended; sign in again.", code="session_ended"
+            ) from None
+        except UpstreamUnavailable:
+            raise ServiceUnavailable(wait=int(piauth_settings.RETRY_AFTER)) from None
+        except InvalidToken:  # 401 again after a refresh: the next request refreshes anew
+            return Response({"detail": "PeerID rejected the access token even after a "
+                                       "refresh; try again.", "code": "peerid_rejected"},
+                            status=502)
+        except UpstreamError as exc:  # PeerID refused the operation itself (a 4xx)
+            error = exc.body.get("error") if isinstance(exc.body, dict) else None
+            return Response({"detail": "PeerID refused the operation.", "code": "peerid_error",
+                             "peerid_status": exc.status, "peerid_error": error}, status=502)
+        return Response({
+            "result": result,
+            "refreshed": credential.last_refreshed_at != refreshed_before,
+            "expires_at": credential.expires_at,
+            "last_refreshed_at": credential.last_refreshed_at,
+            "scope": credential.scope,
+        })
 
 
 class SavedItemList(generics.ListCreateAPIView):
