@@ -17,9 +17,9 @@ from rest_framework.request import Request
 
 from .backends import PiBackend, configured_backend
 from .conf import piauth_settings
-from .exceptions import InvalidToken, UpstreamUnavailable
+from .exceptions import InvalidToken, PeerIDSessionEnded, UpstreamUnavailable
 from .http_errors import UNAVAILABLE_DETAIL, rejection_detail, retry_after_seconds, www_authenticate
-from .peerid import SESSION_KEY, PeerIDSessionEnded, fresh_session_credential
+from .peerid import SESSION_KEY, fresh_session_credential
 from .providers.peerid import PeerIDIdentity
 
 logger = logging.getLogger("django_piauth")

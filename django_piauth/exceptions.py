@@ -27,6 +27,27 @@ class UserInactive(InvalidToken):
     """The identity is linked to a user who may not sign in (``is_active`` is false)."""
 
 
+class InvalidCredentials(InvalidToken):
+    """PeerID refused the login and password (or mobile), or the authorization code."""
+
+
+class WrongApp(InvalidToken):
+    """The PeerID token was issued for another app (its ``app_id`` is not our client id)."""
+
+
+class RefreshTokenDead(InvalidToken):
+    """PeerID refused the refresh token: the user must sign in again."""
+
+
+class AccessTokenRejected(InvalidToken):
+    """PeerID answered 401 to a call made with the access token."""
+
+
+class PeerIDSessionEnded(PiAuthError):  # an outcome, like Http404
+    """The session's PeerID credential is gone, revoked, or its refresh token is dead:
+    the user must sign in again (the middleware and DRF class sign them out)."""
+
+
 class UpstreamUnavailable(PiAuthError):
     """Upstream could not say: timeout, connection error, 5xx, or a body of the wrong shape.
 

@@ -6,8 +6,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .conf import piauth_settings
-from .exceptions import InvalidToken, MalformedToken, UserInactive
-from .providers.peerid import InvalidCredentials, WrongApp
+from .exceptions import InvalidCredentials, InvalidToken, MalformedToken, UserInactive, WrongApp
 
 
 def www_authenticate() -> str:

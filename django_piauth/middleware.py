@@ -15,9 +15,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 
-from .exceptions import UpstreamUnavailable
+from .exceptions import PeerIDSessionEnded, UpstreamUnavailable
 from .http_errors import session_ended_response, unavailable_response
-from .peerid import SESSION_KEY, PeerIDSessionEnded, fresh_session_credential
+from .peerid import SESSION_KEY, fresh_session_credential
 
 logger = logging.getLogger("django_piauth")
 

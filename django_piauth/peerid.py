@@ -23,13 +23,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from .conf import piauth_settings
+from .exceptions import AccessTokenRejected, PeerIDSessionEnded, RefreshTokenDead
 from .models import PeerIDCredential
-from .providers.peerid import (
-    AccessTokenRejected,
-    PeerIDTokens,
-    RefreshTokenDead,
-    get_peerid_client,
-)
+from .providers.peerid import PeerIDTokens, get_peerid_client
 from .signals import peerid_refresh_failed, peerid_refreshed
 
 logger = logging.getLogger("django_piauth")
@@ -37,10 +33,6 @@ T = TypeVar("T")
 
 #: The session key that marks a session signed in with PeerID.
 SESSION_KEY = "_piauth_peerid_credential"
-
-
-class PeerIDSessionEnded(Exception):
-    """The credential is gone, revoked, or its refresh token is dead: sign in again."""
 
 
 def store_tokens(credential: PeerIDCredential, tokens: PeerIDTokens) -> None:

@@ -14,26 +14,21 @@ from urllib.parse import urlencode
 from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import built_from_settings, piauth_settings
-from ..exceptions import InvalidToken, UpstreamError, UpstreamUnavailable
+from ..exceptions import (
+    AccessTokenRejected,
+    InvalidCredentials,
+    InvalidToken,
+    RefreshTokenDead,
+    UpstreamError,
+    UpstreamUnavailable,
+    WrongApp,
+)
+
+__all__ = ["AccessTokenRejected", "InvalidCredentials", "PeerIDClient", "PeerIDIdentity",
+           "PeerIDTokens", "RefreshTokenDead", "WrongApp", "get_peerid_client"]
 from .http import UpstreamResponse, send
 
 SERVICE = "PeerID"
-
-
-class InvalidCredentials(InvalidToken):
-    """PeerID refused the login and password (or mobile), or the authorization code."""
-
-
-class RefreshTokenDead(InvalidToken):
-    """PeerID refused the refresh token: the user must sign in again."""
-
-
-class AccessTokenRejected(InvalidToken):
-    """PeerID answered 401 to a call made with the access token."""
-
-
-class WrongApp(InvalidToken):
-    """The token was issued for another PeerID app (its ``app_id`` is not our client id)."""
 
 
 @dataclass(frozen=True)

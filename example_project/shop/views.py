@@ -13,9 +13,14 @@ from rest_framework.views import APIView
 
 from django_piauth.conf import piauth_settings
 from django_piauth.drf import ServiceUnavailable
-from django_piauth.exceptions import InvalidToken, UpstreamError, UpstreamUnavailable
+from django_piauth.exceptions import (
+    InvalidToken,
+    PeerIDSessionEnded,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 from django_piauth.models import Provider
-from django_piauth.peerid import PeerIDSessionEnded, peerid_operations
+from django_piauth.peerid import peerid_operations
 
 from .forms import SavedItemForm
 from .serializers import SavedItemSerializer
