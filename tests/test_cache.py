@@ -23,7 +23,15 @@ def bearer(token):
 
 
 @pytest.fixture
-def clock(monkeypatch):
+def locmem(settings):
+    """An in-process cache whose expiry follows time.time() (Redis keeps its own clock)."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": "clocked"}}
+    cache.clear()
+
+
+@pytest.fixture
+def clock(monkeypatch, locmem):
     """Moves time.time() (ours and the cache's) forward without sleeping."""
     offset = [0.0]
     real_time = time.time
@@ -57,7 +65,7 @@ def test_hot_path_query_count(client, fake_pi, django_assert_num_queries):
         assert client.get(URL, **bearer(token)).status_code == 200
 
 
-def test_cache_holds_a_keyed_digest_never_the_token(fake_pi):
+def test_cache_holds_a_keyed_digest_never_the_token(fake_pi, locmem):
     token = fake_pi.issue_token(username="alice")
     verify_pi_token(token)
     keys = list(cache._cache.keys())  # locmem's store
