@@ -6,7 +6,8 @@ from django.dispatch import Signal
 #: A new Pioneer (and its User) was created, after the transaction committed.
 pioneer_created = Signal()
 
-#: An upstream-verified identity signed a Pioneer in (every successful authentication).
+#: Upstream has just vouched for a Pioneer's token and it signed in (not sent for
+#: requests whose token verdict came from the cache).
 pioneer_authenticated = Signal()
 
 #: A PeerID credential was refreshed (``credential``, ``request``), after the commit.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import BaseCache, caches
 
-from .conf import piauth_settings
+from .conf import built_from_settings, piauth_settings
 from .exceptions import InvalidToken, MalformedToken, UpstreamUnavailable
 from .providers.pi import SERVICE, PiIdentity, get_pi_client
 from .singleflight import SingleFlight
@@ -52,15 +53,21 @@ def check_token_format(token: object) -> str:
         raise MalformedToken("the access token is empty")
     if len(token) > piauth_settings.MAX_TOKEN_BYTES:
         raise MalformedToken("the access token is too long")
-    if not all("\x21" <= ch <= "\x7e" for ch in token):
+    if not _PRINTABLE_ASCII.fullmatch(token):
         raise MalformedToken("the access token has characters a token cannot have")
     return token
 
 
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
+
+#: The HMAC key of token digests, derived from SECRET_KEY (rebuilt if it changes).
+_digest_key = built_from_settings(
+    lambda: f"django_piauth.token:{settings.SECRET_KEY}".encode())
+
+
 def token_digest(token: str) -> str:
     """A keyed, irreversible digest of ``token``: what logs and caches may hold."""
-    key = f"django_piauth.token:{settings.SECRET_KEY}".encode()
-    return hmac.new(key, token.encode("ascii"), hashlib.sha256).hexdigest()
+    return hmac.digest(_digest_key(), token.encode("ascii"), hashlib.sha256).hex()
 
 
 def token_cache() -> BaseCache:

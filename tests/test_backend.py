@@ -146,7 +146,8 @@ def test_signals(fake_pi):
     try:
         token = fake_pi.issue_token(username="alice")
         authenticate(None, pi_access_token=token)
-        authenticate(None, pi_access_token=token)
+        authenticate(None, pi_access_token=token)  # cached: no upstream verdict, no signal
+        authenticate(None, pi_access_token=fake_pi.issue_token(username="alice"))
         authenticate(None, pi_access_token="rejected-token")
     finally:
         pioneer_created.disconnect(on_created)
