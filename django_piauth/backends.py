@@ -154,12 +154,10 @@ class LinkedAccountBackend(BaseBackend):
         to date (username, scopes, ``last_verified_at``), or created (exactly once)."""
         from .models import Pioneer
 
-        pioneer = (
-            Pioneer.objects.select_related("user")
-            .filter(provider=self.provider, uid=identity.uid)
-            .first()
-        )
-        if pioneer is None:
+        try:
+            pioneer = Pioneer.objects.select_related("user").get(
+                provider=self.provider, uid=identity.uid)
+        except Pioneer.DoesNotExist:
             pioneer, created = self._create_pioneer(identity)
             if created:
                 pioneer_created.send(

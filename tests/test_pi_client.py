@@ -188,3 +188,26 @@ def test_the_key_never_shows_in_repr_or_errors_or_logs(client, mocked, caplog):
             client.get_payment(payment_id)
         assert KEY not in str(info.value)
     assert KEY not in caplog.text
+
+
+@pytest.mark.parametrize(("environment", "trusts_environment", "verify"), [
+    ({}, False, True),
+    ({"HTTPS_PROXY": "http://proxy.internal:3128"}, True, True),
+    ({"no_proxy": "localhost"}, True, True),
+    ({"REQUESTS_CA_BUNDLE": "/etc/ssl/custom.pem"}, False, "/etc/ssl/custom.pem"),
+    ({"CURL_CA_BUNDLE": "/etc/ssl/curl.pem"}, False, "/etc/ssl/curl.pem"),
+])
+def test_proxy_and_ca_settings_from_the_environment_are_honoured(monkeypatch, environment,
+                                                                 trusts_environment, verify):
+    from django_piauth.providers import http
+
+    for name in list(http.os.environ):
+        if name.lower().endswith(("_proxy", "_ca_bundle")):
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(http, "_session", None)
+    session = http.get_session()
+    assert session.trust_env is trusts_environment
+    assert session.verify == verify
+    monkeypatch.setattr(http, "_session", None)  # the next test builds its own
