@@ -65,6 +65,8 @@ _SPEC: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "CACHE_ALIAS": ("default", lambda v: isinstance(v, str) and bool(v), "a CACHES alias"),
     "TOKEN_CACHE_TTL": (300, _positive_number, "a positive number of seconds"),
     "REJECTED_TOKEN_CACHE_TTL": (30, _positive_number, "a positive number of seconds"),
+    "LOCAL_CACHE_TTL": (10, lambda v: _positive_number(v) or v == 0,
+                        "a number of seconds, 0 or more"),
     "LAST_VERIFIED_INTERVAL": (300, _positive_number, "a positive number of seconds"),
     # PeerID (Peerplays)
     "PEERID_URL": ("https://peerid.peerplays.download", _http_url, "an http(s) URL"),

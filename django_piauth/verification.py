@@ -5,7 +5,8 @@ token may look like, how long a verdict is kept and how concurrent requests shar
 ``/v2/me`` call live in one place. No database: linking identities to users is the
 backends' job.
 
-The cache holds, under a keyed digest of the token (never the token):
+The cache (and, for ``LOCAL_CACHE_TTL`` seconds, a copy in the process) holds, under a
+keyed digest of the token (never the token):
 - a verified identity, until the earlier of its ``valid_until`` and ``TOKEN_CACHE_TTL``;
 - a rejection (upstream said 401), for ``REJECTED_TOKEN_CACHE_TTL``.
 Outages are never cached.
@@ -17,6 +18,7 @@ import hashlib
 import hmac
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,15 +28,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import BaseCache, caches
 
-from .conf import built_from_settings, piauth_settings
+from .conf import built_from_settings, on_reload, piauth_settings
 from .exceptions import InvalidToken, MalformedToken, UpstreamUnavailable
 from .providers.pi import SERVICE, PiIdentity, get_pi_client
 from .singleflight import SingleFlight
 
 logger = logging.getLogger("django_piauth")
-
-_REJECTED = "rejected"
-
 
 @dataclass(frozen=True)
 class Verification:
@@ -74,14 +73,36 @@ def token_cache() -> BaseCache:
     return caches[piauth_settings.CACHE_ALIAS]
 
 
-def _pack(identity: PiIdentity) -> tuple[Any, ...]:
-    """Plain values (cheap to pickle) rather than the dataclass."""
+# A cached verdict is ``(until, identity)``: ``until`` is when it stops holding (epoch
+# seconds; kept in the value so no cache can keep it longer), ``identity`` a tuple of
+# plain values (cheap to pickle) or None for a token upstream rejected.
+Verdict = tuple[float, tuple[Any, ...] | None]
+
+
+def _verified(identity: PiIdentity) -> Verdict:
+    now = time.time()
+    until = now + float(piauth_settings.TOKEN_CACHE_TTL)
     valid_until = identity.valid_until.timestamp() if identity.valid_until else None
-    return (identity.uid, identity.username, identity.scopes, valid_until)
+    if valid_until is not None:
+        until = min(until, valid_until)
+    return (until, (identity.uid, identity.username, identity.scopes, valid_until))
 
 
-def _unpack(value: tuple[Any, ...]) -> PiIdentity:
-    uid, username, scopes, valid_until = value
+def _rejected() -> Verdict:
+    return (time.time() + float(piauth_settings.REJECTED_TOKEN_CACHE_TTL), None)
+
+
+def _usable(verdict: Any) -> bool:
+    """A cached verdict that still holds."""
+    return verdict is not None and verdict[0] > time.time()
+
+
+def _identity(verdict: Verdict) -> PiIdentity:
+    """The identity a verdict vouches for, or ``InvalidToken`` for a rejection."""
+    values = verdict[1]
+    if values is None:
+        raise InvalidToken("the Pi Platform rejected the access token")
+    uid, username, scopes, valid_until = values
     return PiIdentity(
         uid=uid,
         username=username,
@@ -90,48 +111,71 @@ def _unpack(value: tuple[Any, ...]) -> PiIdentity:
     )
 
 
-def _usable(value: Any) -> bool:
-    """A cached verdict that still holds (a cache may keep an entry a second too long)."""
-    if value is None:
-        return False
-    if value == _REJECTED:
-        return True
-    valid_until = value[3]
-    return valid_until is None or valid_until > time.time()
+class LocalVerdicts:
+    """A process-local copy of recent verdicts in front of the shared cache.
+
+    With Redis or Memcached, a request with a known token would otherwise pay a network
+    round trip for every lookup. Entries live at most ``LOCAL_CACHE_TTL`` seconds and
+    never beyond the verdict's own ``until``; the user is still read from the database
+    on every request, so deactivation takes effect at once.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._entries: dict[str, tuple[float, Verdict]] = {}
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+
+    def get(self, key: str) -> Verdict | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= time.time():
+            self._entries.pop(key, None)
+            return None
+        return entry[1]
+
+    def put(self, key: str, verdict: Verdict) -> None:
+        local_ttl = piauth_settings.LOCAL_CACHE_TTL
+        if not local_ttl:
+            return
+        until = min(verdict[0], time.time() + local_ttl)
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                # Forget the oldest (dicts keep insertion order).
+                self._entries.pop(next(iter(self._entries)), None)
+            self._entries[key] = (until, verdict)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
-def _verdict(value: Any) -> PiIdentity:
-    if value == _REJECTED:
-        raise InvalidToken("the Pi Platform rejected the access token")
-    return _unpack(value)
-
-
-def _lifetime(identity: PiIdentity) -> float:
-    ttl = float(piauth_settings.TOKEN_CACHE_TTL)
-    if identity.valid_until is not None:
-        ttl = min(ttl, identity.valid_until.timestamp() - time.time())
-    return ttl
-
+local_verdicts = LocalVerdicts()
+on_reload(local_verdicts.clear)
 
 _flights = SingleFlight(on_failure=lambda why: UpstreamUnavailable(why, service=SERVICE))
 
 
 def verify_pi_token(token: object) -> Verification:
-    """Who ``token`` belongs to, from the cache or from one ``/v2/me`` call.
+    """Who ``token`` belongs to, from the caches or from one ``/v2/me`` call.
 
     Raises ``MalformedToken``/``InvalidToken`` (no) or ``UpstreamUnavailable`` (cannot say).
     """
     token = check_token_format(token)
     digest = token_digest(token)
     key = f"piauth:pi:{digest}"
+    verdict = local_verdicts.get(key)
+    if verdict is not None:
+        return Verification(_identity(verdict), from_upstream=False)
     cache = token_cache()
-    value = cache.get(key)
-    if _usable(value):
-        return Verification(_verdict(value), from_upstream=False)
+    verdict = cache.get(key)
+    if _usable(verdict):
+        local_verdicts.put(key, verdict)
+        return Verification(_identity(verdict), from_upstream=False)
 
     asked_upstream = False
 
-    def ask_upstream() -> Any:
+    def ask_upstream() -> Verdict:
         nonlocal asked_upstream
         asked_upstream = True
         logger.debug("verifying Pi access token %s with /v2/me", digest[:12])
@@ -139,19 +183,21 @@ def verify_pi_token(token: object) -> Verification:
             identity = get_pi_client().me(token)
         except InvalidToken:
             logger.info("the Pi Platform rejected access token %s", digest[:12])
-            cache.set(key, _REJECTED, timeout=piauth_settings.REJECTED_TOKEN_CACHE_TTL)
-            return _REJECTED
-        logger.debug("Pi access token %s belongs to uid %s", digest[:12], identity.uid)
-        packed = _pack(identity)
-        lifetime = _lifetime(identity)
+            verdict = _rejected()
+        else:
+            logger.debug("Pi access token %s belongs to uid %s", digest[:12], identity.uid)
+            verdict = _verified(identity)
+        lifetime = verdict[0] - time.time()
         if lifetime > 0:
-            cache.set(key, packed, timeout=lifetime)
-        return packed
+            cache.set(key, verdict, timeout=lifetime)
+        return verdict
 
     connect, read = piauth_settings.timeout
-    value = _flights.run(cache, key, ask_upstream, lock_timeout=connect + read + 1,
-                         is_value=_usable)
-    return Verification(_verdict(value), from_upstream=asked_upstream)
+    verdict = _flights.run(cache, key, ask_upstream, lock_timeout=connect + read + 1,
+                           is_value=_usable)
+    if _usable(verdict):
+        local_verdicts.put(key, verdict)
+    return Verification(_identity(verdict), from_upstream=asked_upstream)
 
 
 async def averify_pi_token(token: object) -> Verification:

@@ -16,8 +16,11 @@ def api_client():
 @pytest.fixture(autouse=True)
 def _empty_caches():
     """Each test starts with no cached verdicts (tokens like "forged" recur)."""
+    from django_piauth.verification import local_verdicts
+
     for cache in caches.all():
         cache.clear()
+    local_verdicts.clear()
     yield
 
 

@@ -195,7 +195,8 @@ def test_waits_for_another_process_holding_the_lock(fake_pi):
 
     def other_process_finishes():
         time.sleep(0.2)
-        cache.set(key, ("uid-from-elsewhere", "alice", ("username",), None), timeout=60)
+        verdict = (time.time() + 60, ("uid-from-elsewhere", "alice", ("username",), None))
+        cache.set(key, verdict, timeout=60)
         cache.delete(f"{key}:lock")
 
     threading.Thread(target=other_process_finishes).start()
@@ -245,3 +246,38 @@ def test_an_answer_already_past_its_valid_until_is_used_once_not_cached():
         assert verify_pi_token("tok-a").identity.uid == "u-1"
         assert verify_pi_token("tok-a").from_upstream is True
         assert len(rsps.calls) == 2
+
+
+def test_a_process_local_copy_spares_the_shared_cache_for_a_few_seconds(fake_pi, clock):
+    token = fake_pi.issue_token(username="alice")
+    verify_pi_token(token)
+    cache.clear()  # as if the shared cache were elsewhere: only the local copy answers
+    assert verify_pi_token(token).from_upstream is False
+    clock(11)  # LOCAL_CACHE_TTL defaults to 10 s
+    assert verify_pi_token(token).from_upstream is True
+    assert fake_pi.call_count("/v2/me") == 2
+
+
+def test_the_local_copy_can_be_turned_off(fake_pi, settings, locmem):
+    settings.PIAUTH = {**settings.PIAUTH, "LOCAL_CACHE_TTL": 0}
+    token = fake_pi.issue_token(username="alice")
+    verify_pi_token(token)
+    cache.clear()
+    assert verify_pi_token(token).from_upstream is True
+
+
+def test_the_local_copy_never_outlives_the_token_cache_ttl(fake_pi, settings, clock):
+    settings.PIAUTH = {**settings.PIAUTH, "TOKEN_CACHE_TTL": 3, "LOCAL_CACHE_TTL": 10}
+    token = fake_pi.issue_token(username="alice")
+    verify_pi_token(token)
+    clock(2)
+    assert verify_pi_token(token).from_upstream is False
+    clock(2)
+    assert verify_pi_token(token).from_upstream is True
+
+
+def test_a_verdict_past_its_time_is_not_used_even_if_the_cache_still_has_it(fake_pi):
+    token = fake_pi.issue_token(username="alice")
+    key = f"piauth:pi:{token_digest(token)}"
+    cache.set(key, (time.time() - 1, ("stale-uid", "alice", (), None)), timeout=60)
+    assert verify_pi_token(token).identity.uid == fake_pi.uid_for("alice")
