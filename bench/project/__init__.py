@@ -1,0 +1,1 @@
+"""The Django project the benchmark serves with gunicorn (settings from the environment)."""
