@@ -41,38 +41,43 @@ _USERNAME_ATTEMPTS = 8
 _retrying_username: ContextVar[bool] = ContextVar("piauth_retrying_username", default=False)
 
 
-_linked_user_sql: dict[tuple[str, str], str] = {}
+_linked_sql: dict[tuple[str, str], str] = {}
 
 
-def linked_user(provider: str, uid: str) -> AbstractBaseUser | None:
-    """The user linked to (provider, uid), in one indexed query written out once.
+def _fetch_linked(model: Any, provider: str, uid: str) -> Any:
+    """The ``model`` row (a Pioneer, or the user model) of the link (provider, uid).
 
-    This is the hot path of every request with a cached token: the SQL is built from
-    the models' metadata once per database and user model, so no query is compiled per
-    request (the ORM's compiler costs more than the query itself).
+    The query is written out once per database and model from the models' metadata
+    and run raw: the ORM's compiler costs more than the indexed query itself, and this
+    runs on every request (the user) and every upstream verdict (the Pioneer).
     """
     from .models import Pioneer
 
-    user_model = get_user_model()
-    alias = router.db_for_read(user_model)
-    key = (alias, user_model._meta.label)
-    sql = _linked_user_sql.get(key)
+    alias = router.db_for_read(model)
+    key = (alias, model._meta.label)
+    sql = _linked_sql.get(key)
     if sql is None:
         quote = connections[alias].ops.quote_name
-        users, pioneers = quote(user_model._meta.db_table), quote(Pioneer._meta.db_table)
-        columns = ", ".join(f"{users}.{quote(field.column)}"
-                            for field in user_model._meta.concrete_fields)
+        table, pioneers = quote(model._meta.db_table), quote(Pioneer._meta.db_table)
         column = Pioneer._meta.get_field
+        columns = ", ".join(f"{table}.{quote(field.column)}"
+                            for field in model._meta.concrete_fields)
+        joined = "" if model is Pioneer else (
+            f" INNER JOIN {pioneers} ON {pioneers}.{quote(column('user').column)} = "
+            f"{table}.{quote(model._meta.pk.column)}")
         # Names from the models' metadata, quoted; the values are parameters.
-        sql = _linked_user_sql[key] = (
-            f"SELECT {columns} FROM {users} INNER JOIN {pioneers} "  # noqa: S608
-            f"ON {pioneers}.{quote(column('user').column)} = "
-            f"{users}.{quote(user_model._meta.pk.column)} "
+        sql = _linked_sql[key] = (
+            f"SELECT {columns} FROM {table}{joined} "  # noqa: S608
             f"WHERE {pioneers}.{quote(column('provider').column)} = %s "
             f"AND {pioneers}.{quote(column('uid').column)} = %s"
         )
-    found = list(user_model._default_manager.db_manager(alias).raw(sql, [provider, uid]))
+    found = list(model._default_manager.db_manager(alias).raw(sql, [provider, uid]))
     return found[0] if found else None
+
+
+def linked_user(provider: str, uid: str) -> AbstractBaseUser | None:
+    """The user linked to (provider, uid), in one precompiled query."""
+    return _fetch_linked(get_user_model(), provider, uid)
 
 
 class LinkedAccountBackend(BaseBackend):
@@ -154,10 +159,11 @@ class LinkedAccountBackend(BaseBackend):
         to date (username, scopes, ``last_verified_at``), or created (exactly once)."""
         from .models import Pioneer
 
-        try:
-            pioneer = Pioneer.objects.select_related("user").get(
-                provider=self.provider, uid=identity.uid)
-        except Pioneer.DoesNotExist:
+        pioneer = _fetch_linked(Pioneer, self.provider, identity.uid)
+        user = linked_user(self.provider, identity.uid) if pioneer is not None else None
+        if pioneer is not None and user is not None:
+            pioneer.user = user
+        else:
             pioneer, created = self._create_pioneer(identity)
             if created:
                 pioneer_created.send(

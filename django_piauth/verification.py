@@ -194,7 +194,7 @@ def verify_pi_token(token: object) -> Verification:
 
     connect, read = piauth_settings.timeout
     verdict = _flights.run(cache, key, ask_upstream, lock_timeout=connect + read + 1,
-                           is_value=_usable)
+                           is_value=_usable, lifetime=lambda v: v[0] - time.time())
     if _usable(verdict):
         local_verdicts.put(key, verdict)
     return Verification(_identity(verdict), from_upstream=asked_upstream)

@@ -281,3 +281,16 @@ def test_a_verdict_past_its_time_is_not_used_even_if_the_cache_still_has_it(fake
     key = f"piauth:pi:{token_digest(token)}"
     cache.set(key, (time.time() - 1, ("stale-uid", "alice", (), None)), timeout=60)
     assert verify_pi_token(token).identity.uid == fake_pi.uid_for("alice")
+
+
+def test_a_lock_that_outlives_a_short_verdict_is_released(fake_pi, settings):
+    """With TOKEN_CACHE_TTL shorter than the lock, the holder deletes its lock; else it
+    leaves it to run out (late comers read the stored verdict)."""
+    settings.PIAUTH = {**settings.PIAUTH, "TOKEN_CACHE_TTL": 2}
+    token = fake_pi.issue_token(username="alice")
+    verify_pi_token(token)
+    assert cache.get(f"piauth:pi:{token_digest(token)}:lock") is None
+    settings.PIAUTH = {**settings.PIAUTH, "TOKEN_CACHE_TTL": 300}
+    other = fake_pi.issue_token(username="bob")
+    verify_pi_token(other)
+    assert cache.get(f"piauth:pi:{token_digest(other)}:lock") is not None
