@@ -472,16 +472,23 @@ class FakePiPlatform(FakeUpstreamBase):
                 return self._cancel(payment)
             return json_response(200, self._dto(payment))
 
-    def _approve(self, payment: _Payment) -> HandlerResult:
-        if payment.direction != "user_to_app":
-            return _error(400, "not_user_to_app", "Only user-to-app payments are approved.",
-                          self._dto(payment))
+    def _refuse_finished(self, payment: _Payment) -> HandlerResult | None:
+        """The error for acting on a cancelled or completed payment, else None."""
         if payment.cancelled or payment.user_cancelled:
             return _error(400, "cancelled_payment", "The payment was cancelled.",
                           self._dto(payment))
         if payment.developer_completed:
             return _error(400, "already_completed", "The payment is already completed.",
                           self._dto(payment))
+        return None
+
+    def _approve(self, payment: _Payment) -> HandlerResult:
+        if payment.direction != "user_to_app":
+            return _error(400, "not_user_to_app", "Only user-to-app payments are approved.",
+                          self._dto(payment))
+        refusal = self._refuse_finished(payment)
+        if refusal is not None:
+            return refusal
         payment.developer_approved = True
         return json_response(200, self._dto(payment))
 
@@ -493,12 +500,9 @@ class FakePiPlatform(FakeUpstreamBase):
         txid = request.get("txid") if isinstance(request, dict) else None
         if not isinstance(txid, str) or not txid.strip():
             return _error(400, "bad_request", "The body must be {\"txid\": \"...\"}.")
-        if payment.cancelled or payment.user_cancelled:
-            return _error(400, "cancelled_payment", "The payment was cancelled.",
-                          self._dto(payment))
-        if payment.developer_completed:
-            return _error(400, "already_completed", "The payment is already completed.",
-                          self._dto(payment))
+        refusal = self._refuse_finished(payment)
+        if refusal is not None:
+            return refusal
         if not payment.developer_approved:
             return _error(400, "not_approved", "The payment was not approved.",
                           self._dto(payment))
