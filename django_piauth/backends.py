@@ -266,8 +266,8 @@ class PiBackend(LinkedAccountBackend):
 
     def verify_identity(self, identity: PiIdentity) -> bool:
         """Refuse identities missing a scope listed in ``PIAUTH['PI_REQUIRED_SCOPES']``."""
-        missing = set(piauth_settings.PI_REQUIRED_SCOPES) - set(identity.scopes)
-        return not missing
+        required = piauth_settings.PI_REQUIRED_SCOPES
+        return not required or set(required) <= set(identity.scopes)
 
     def authenticate(self, request: HttpRequest | None, pi_access_token: str | None = None,
                      **kwargs: Any) -> AbstractBaseUser | None:

@@ -16,7 +16,6 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 from rest_framework.request import Request
 
 from .backends import PiBackend, configured_backend
-from .conf import piauth_settings
 from .exceptions import InvalidToken, PeerIDSessionEnded, UpstreamUnavailable
 from .http_errors import UNAVAILABLE_DETAIL, rejection_detail, retry_after_seconds, www_authenticate
 from .peerid import SESSION_KEY, fresh_session_credential
@@ -59,9 +58,6 @@ class PiAuthentication(BaseAuthentication):
                 f"Invalid Authorization header: expected '{self.keyword} <token>'.",
                 code="malformed_header",
             )
-        # A guard before any work on a huge header; the exact rules are the backend's.
-        if len(token) > piauth_settings.MAX_TOKEN_BYTES:
-            token = token[: piauth_settings.MAX_TOKEN_BYTES + 1]
         backend, _path = configured_backend(self.backend_class)
         try:
             return backend.authenticate_token(request._request, token)
