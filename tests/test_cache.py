@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from django_piauth.models import Pioneer
 from django_piauth.verification import token_digest, verify_pi_token
+from tests.helpers import all_at_once, outcome
 
 pytestmark = pytest.mark.django_db
 URL = "/api/whoami/"
@@ -146,18 +147,7 @@ def test_last_verified_at_is_written_at_most_once_per_interval(fake_pi, clock, s
 def test_threads_with_one_unseen_token_share_one_upstream_call(fake_pi):
     fake_pi.delay(0.2)
     token = fake_pi.issue_token(username="alice")
-    barrier = threading.Barrier(10)
-    uids = []
-
-    def verify():
-        barrier.wait(timeout=5)
-        uids.append(verify_pi_token(token).identity.uid)
-
-    threads = [threading.Thread(target=verify) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+    uids = all_at_once(lambda _: verify_pi_token(token).identity.uid, range(10))
     assert uids == [fake_pi.uid_for("alice")] * 10
     assert fake_pi.call_count("/v2/me") == 1
 
@@ -166,22 +156,7 @@ def test_an_outage_reaches_every_waiting_thread_and_is_not_kept(fake_pi):
     fake_pi.delay(0.2, count=1)
     fake_pi.fail_with(503, count=1)
     token = fake_pi.issue_token(username="alice")
-    barrier = threading.Barrier(5)
-    outcomes = []
-
-    def verify():
-        barrier.wait(timeout=5)
-        try:
-            verify_pi_token(token)
-            outcomes.append("ok")
-        except Exception as exc:
-            outcomes.append(type(exc).__name__)
-
-    threads = [threading.Thread(target=verify) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+    outcomes = all_at_once(lambda _: outcome(lambda: verify_pi_token(token)), range(5))
     assert outcomes == ["UpstreamUnavailable"] * 5
     assert fake_pi.call_count("/v2/me") == 1
     assert verify_pi_token(token).from_upstream is True

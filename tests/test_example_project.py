@@ -4,40 +4,21 @@ site as real processes on loopback, the sign-in done the way the page's JavaScri
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import requests
 
+from tests.helpers import free_port, running, wait_until_it_answers
+
 pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = ROOT / "example_project" / "manage.py"
 #: What a PeerID token looks like (the fake's: 124 letters and digits); none may show.
 TOKEN_LIKE = re.compile(r"[A-Za-z0-9]{100,}")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url, process, seconds=30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{url} exited: {process.stdout.read()}")
-        try:
-            return requests.get(url, timeout=1)
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer in {seconds}s")
 
 
 @pytest.fixture(scope="module")
@@ -69,26 +50,16 @@ def example_site(tmp_path, migrated_db):
     started = {"env": env, "cwd": ROOT, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT,
                "text": True}
     # As scripts/demo runs it: PeerID's consent page approves for alice at once.
-    fake = subprocess.Popen([sys.executable, "-m", "django_piauth.testing",
-                             "--port", str(fake_port), "--peerid-port", str(peerid_port),
-                             "--peerid-auto-approve"], **started)
-    site = subprocess.Popen([sys.executable, MANAGE, "runserver", "--noreload",
-                             f"127.0.0.1:{site_port}"], **started)
-    try:
-        wait_for(f"http://127.0.0.1:{fake_port}/", fake)
-        wait_for(f"http://127.0.0.1:{peerid_port}/", fake)
-        wait_for(f"http://127.0.0.1:{site_port}/", site)
+    fake = [sys.executable, "-m", "django_piauth.testing", "--port", str(fake_port),
+            "--peerid-port", str(peerid_port), "--peerid-auto-approve"]
+    site = [sys.executable, MANAGE, "runserver", "--noreload", f"127.0.0.1:{site_port}"]
+    with running(fake, site, **started) as (fake_process, site_process):
+        wait_until_it_answers(f"http://127.0.0.1:{fake_port}/", fake_process)
+        wait_until_it_answers(f"http://127.0.0.1:{peerid_port}/", fake_process)
+        wait_until_it_answers(f"http://127.0.0.1:{site_port}/", site_process)
         yield SimpleNamespace(site=f"http://127.0.0.1:{site_port}",
                               fake=f"http://127.0.0.1:{fake_port}",
                               peerid=f"http://127.0.0.1:{peerid_port}", password=password)
-    finally:
-        for process in (site, fake):
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            process.stdout.close()
 
 
 def test_sign_in_on_the_example_page_then_find_the_pioneer_in_the_admin(example_site):

@@ -1,31 +1,17 @@
 """Against the fake Pi Platform as a real HTTP server on 127.0.0.1, with real threads."""
 
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 from django.test import Client
 
 from django_piauth.models import Pioneer
 from django_piauth.providers.pi import get_pi_client
 from django_piauth.signals import pioneer_created
+from tests.helpers import all_at_once
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-def _in_thread(fn):
-    """Run ``fn`` in a worker thread that closes its own database connections."""
-
-    def run(*args):
-        try:
-            return fn(*args)
-        finally:
-            connections.close_all()
-
-    return run
 
 
 def test_twenty_concurrent_first_requests_make_one_user_and_one_pioneer(live_fake_pi):
@@ -34,17 +20,13 @@ def test_twenty_concurrent_first_requests_make_one_user_and_one_pioneer(live_fak
     created = []
     pioneer_created.connect(lambda **kw: created.append(kw["pioneer"].pk), weak=False,
                             dispatch_uid="count-created")
-    barrier = threading.Barrier(20)
 
-    @_in_thread
-    def one_request(_index):
-        barrier.wait(timeout=10)
+    def one_request(_):
         response = Client().get("/api/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}")
         return response.status_code, response.json().get("user")
 
     try:
-        with ThreadPoolExecutor(max_workers=20) as pool:
-            results = list(pool.map(one_request, range(20)))
+        results = all_at_once(one_request, range(20))
     finally:
         pioneer_created.disconnect(dispatch_uid="count-created")
 
@@ -58,15 +40,11 @@ def test_twenty_concurrent_first_requests_make_one_user_and_one_pioneer(live_fak
 def test_twenty_concurrent_new_pioneers_with_one_username_get_distinct_users(live_fake_pi):
     live_fake_pi.delay(0.05)
     tokens = [live_fake_pi.issue_token(uid=f"uid-{i}", username="sam") for i in range(20)]
-    barrier = threading.Barrier(20)
 
-    @_in_thread
     def one_request(token):
-        barrier.wait(timeout=10)
         return Client().get("/api/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code
 
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        assert list(pool.map(one_request, tokens)) == [200] * 20
+    assert all_at_once(one_request, tokens) == [200] * 20
     names = set(get_user_model().objects.values_list("username", flat=True))
     assert len(names) == 20
     assert "sam" in names

@@ -2,8 +2,6 @@
 
 import json
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY as AUTH_SESSION_KEY
 from django.contrib.auth import get_user_model
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -20,6 +18,7 @@ from django_piauth.middleware import PeerIDRefreshMiddleware
 from django_piauth.models import PeerIDCredential, Pioneer
 from django_piauth.peerid import SESSION_KEY
 from django_piauth.signals import peerid_refresh_failed, peerid_refreshed
+from tests.helpers import all_at_once
 
 pytestmark = pytest.mark.django_db
 LOGIN = "/auth/peerid/login/"
@@ -388,20 +387,15 @@ def test_twenty_concurrent_requests_with_an_expired_credential_refresh_once(live
     expire(credential)
     live_fake_peerid.delay(0.1, path=REFRESH)
     cookie = first.cookies[settings.SESSION_COOKIE_NAME].value
-    barrier = threading.Barrier(20)
+    browsers = [Client() for _ in range(20)]
+    for browser in browsers:
+        browser.cookies[settings.SESSION_COOKIE_NAME] = cookie
 
-    def one_request(_):
-        try:
-            browser = Client()
-            browser.cookies[settings.SESSION_COOKIE_NAME] = cookie
-            barrier.wait(timeout=10)
-            response = browser.get("/api/whoami/")
-            return response.status_code, response.json().get("uid")
-        finally:
-            connections.close_all()
+    def one_request(browser):
+        response = browser.get("/api/whoami/")
+        return response.status_code, response.json().get("uid")
 
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        results = list(pool.map(one_request, range(20)))
+    results = all_at_once(one_request, browsers)
     assert results == [(200, str(user_id))] * 20
     assert live_fake_peerid.call_count(REFRESH) == 1
     credential.refresh_from_db()

@@ -1,0 +1,80 @@
+"""What several tests need: requests released at one moment, and servers in subprocesses."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+from django.db import connections
+
+
+def all_at_once(work: Callable[[Any], Any], arguments: Iterable[Any]) -> list[Any]:
+    """``work(argument)`` for each argument, each in its own thread, all released together
+    by a barrier; the results in order. Each thread closes its database connections."""
+    arguments = list(arguments)
+    barrier = threading.Barrier(len(arguments))
+
+    def run(argument: Any) -> Any:
+        try:
+            barrier.wait(timeout=10)
+            return work(argument)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=len(arguments)) as pool:
+        return list(pool.map(run, arguments))
+
+
+def outcome(work: Callable[[], Any]) -> Any:
+    """``work()``, or the name of the exception it raised."""
+    try:
+        return work()
+    except Exception as exc:
+        return type(exc).__name__
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_it_answers(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    """Until ``url`` answers anything over HTTP; fails if ``process`` exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout or process.stderr
+            raise AssertionError(f"{url} exited: {output.read() if output else ''}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer in {seconds}s")
+
+
+@contextmanager
+def running(*commands: list[str], **popen: Any) -> Iterator[list[subprocess.Popen]]:
+    """The commands as processes, interrupted (then killed) and their pipes closed on exit."""
+    processes = [subprocess.Popen(command, **popen) for command in commands]
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            for pipe in (process.stdout, process.stderr):
+                if pipe:
+                    pipe.close()
