@@ -19,13 +19,14 @@ from django.contrib.auth import get_backends, get_user_model
 from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from . import checks  # noqa: F401  (registers piauth.E003 even when the app is not installed)
 from .conf import on_reload, piauth_settings
 from .exceptions import IdentityRejected, InvalidToken, UserInactive
+from .linked import linked_pioneer, linked_user
 from .providers.peerid import PeerIDIdentity, PeerIDTokens, get_peerid_client
 from .providers.pi import PiIdentity
 from .signals import pioneer_authenticated, pioneer_created
@@ -39,45 +40,6 @@ _USERNAME_ATTEMPTS = 8
 #: Set while a new Pioneer is retried: its username then gets a random suffix, so that
 #: many concurrent new Pioneers with one name do not keep picking the same next one.
 _retrying_username: ContextVar[bool] = ContextVar("piauth_retrying_username", default=False)
-
-
-_linked_sql: dict[tuple[str, str], str] = {}
-
-
-def _fetch_linked(model: Any, provider: str, uid: str) -> Any:
-    """The ``model`` row (a Pioneer, or the user model) of the link (provider, uid).
-
-    The query is written out once per database and model from the models' metadata
-    and run raw: the ORM's compiler costs more than the indexed query itself, and this
-    runs on every request (the user) and every upstream verdict (the Pioneer).
-    """
-    from .models import Pioneer
-
-    alias = router.db_for_read(model)
-    key = (alias, model._meta.label)
-    sql = _linked_sql.get(key)
-    if sql is None:
-        quote = connections[alias].ops.quote_name
-        table, pioneers = quote(model._meta.db_table), quote(Pioneer._meta.db_table)
-        column = Pioneer._meta.get_field
-        columns = ", ".join(f"{table}.{quote(field.column)}"
-                            for field in model._meta.concrete_fields)
-        joined = "" if model is Pioneer else (
-            f" INNER JOIN {pioneers} ON {pioneers}.{quote(column('user').column)} = "
-            f"{table}.{quote(model._meta.pk.column)}")
-        # Names from the models' metadata, quoted; the values are parameters.
-        sql = _linked_sql[key] = (
-            f"SELECT {columns} FROM {table}{joined} "  # noqa: S608
-            f"WHERE {pioneers}.{quote(column('provider').column)} = %s "
-            f"AND {pioneers}.{quote(column('uid').column)} = %s"
-        )
-    found = list(model._default_manager.db_manager(alias).raw(sql, [provider, uid]))
-    return found[0] if found else None
-
-
-def linked_user(provider: str, uid: str) -> AbstractBaseUser | None:
-    """The user linked to (provider, uid), in one precompiled query."""
-    return _fetch_linked(get_user_model(), provider, uid)
 
 
 class LinkedAccountBackend(BaseBackend):
@@ -157,13 +119,9 @@ class LinkedAccountBackend(BaseBackend):
     def link_pioneer(self, request: HttpRequest | None, identity: Any):  # -> Pioneer
         """The Pioneer for an identity upstream has just vouched for: found and brought up
         to date (username, scopes, ``last_verified_at``), or created (exactly once)."""
-        from .models import Pioneer
 
-        pioneer = _fetch_linked(Pioneer, self.provider, identity.uid)
-        user = linked_user(self.provider, identity.uid) if pioneer is not None else None
-        if pioneer is not None and user is not None:
-            pioneer.user = user
-        else:
+        pioneer = linked_pioneer(self.provider, identity.uid)
+        if pioneer is None:
             pioneer, created = self._create_pioneer(identity)
             if created:
                 pioneer_created.send(

@@ -66,6 +66,15 @@ def test_hot_path_query_count(client, fake_pi, django_assert_num_queries):
         assert client.get(URL, **bearer(token)).status_code == 200
 
 
+def test_a_returning_pioneers_new_token_costs_one_query_and_no_write(
+        client, fake_pi, django_assert_num_queries):
+    client.get(URL, **bearer(fake_pi.issue_token(username="alice")))
+    fresh = fake_pi.issue_token(username="alice")  # same Pioneer, a token not seen yet
+    with django_assert_num_queries(1):
+        assert client.get(URL, **bearer(fresh)).status_code == 200
+    assert fake_pi.call_count("/v2/me") == 2
+
+
 def test_cache_holds_a_keyed_digest_never_the_token(fake_pi, locmem):
     token = fake_pi.issue_token(username="alice")
     verify_pi_token(token)
