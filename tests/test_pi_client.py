@@ -112,19 +112,11 @@ def test_timeout_and_connection_errors_are_unavailable(client, mocked):
         client.me("tok")
 
 
-def test_every_call_carries_the_configured_timeout(client, monkeypatch):
-    seen = {}
-    original = requests.Session.request
-
-    def spy(self, method, url, **kwargs):
-        seen["timeout"] = kwargs["timeout"]
-        return original(self, method, url, **kwargs)
-
-    monkeypatch.setattr(requests.Session, "request", spy)
+def test_every_call_carries_the_configured_timeout(client):
     with responses.RequestsMock() as rsps:
         rsps.get(ME, json=OFFICIAL)
         client.me("tok")
-    assert seen["timeout"] == (1.5, 2.5)
+        assert rsps.calls[0].request.req_kwargs["timeout"] == (1.5, 2.5)
 
 
 def test_oversized_answer_is_refused(client, mocked):
@@ -190,24 +182,53 @@ def test_the_key_never_shows_in_repr_or_errors_or_logs(client, mocked, caplog):
     assert KEY not in caplog.text
 
 
-@pytest.mark.parametrize(("environment", "trusts_environment", "verify"), [
-    ({}, False, True),
-    ({"HTTPS_PROXY": "http://proxy.internal:3128"}, True, True),
-    ({"no_proxy": "localhost"}, True, True),
-    ({"REQUESTS_CA_BUNDLE": "/etc/ssl/custom.pem"}, False, "/etc/ssl/custom.pem"),
-    ({"CURL_CA_BUNDLE": "/etc/ssl/curl.pem"}, False, "/etc/ssl/curl.pem"),
-])
-def test_proxy_and_ca_settings_from_the_environment_are_honoured(monkeypatch, environment,
-                                                                 trusts_environment, verify):
+@pytest.fixture
+def environment(monkeypatch):
+    """Sets proxy and CA variables for the next session the client builds."""
     from django_piauth.providers import http
 
     for name in list(http.os.environ):
         if name.lower().endswith(("_proxy", "_ca_bundle")):
             monkeypatch.delenv(name)
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
     monkeypatch.setattr(http, "_session", None)
-    session = http.get_session()
-    assert session.trust_env is trusts_environment
-    assert session.verify == verify
-    monkeypatch.setattr(http, "_session", None)  # the next test builds its own
+    yield lambda **variables: [monkeypatch.setenv(k, v) for k, v in variables.items()]
+    http._session = None  # the next test builds its own
+
+
+@pytest.mark.parametrize(("variables", "proxies", "verify"), [
+    ({}, {}, True),
+    ({"HTTPS_PROXY": "http://proxy.internal:3128"},
+     {"https": "http://proxy.internal:3128"}, True),
+    ({"HTTPS_PROXY": "http://proxy.internal:3128", "NO_PROXY": "api.minepi.example"}, {},
+     True),
+    ({"REQUESTS_CA_BUNDLE": "/etc/ssl/custom.pem"}, {}, "/etc/ssl/custom.pem"),
+    ({"CURL_CA_BUNDLE": "/etc/ssl/curl.pem"}, {}, "/etc/ssl/curl.pem"),
+])
+def test_proxy_and_ca_settings_from_the_environment_are_honoured(client, environment,
+                                                                 variables, proxies, verify):
+    environment(**variables)
+    with responses.RequestsMock() as rsps:
+        rsps.get(ME, json=OFFICIAL)
+        client.me("tok")
+        sent = rsps.calls[0].request.req_kwargs
+    assert {k: v for k, v in sent["proxies"].items() if k != "no"} == proxies
+    assert sent["verify"] == verify
+
+
+def test_no_cookie_travels_from_one_call_to_the_next(client, mocked):
+    mocked.get(ME, json=OFFICIAL, headers={"Set-Cookie": "__cf_bm=alice; Path=/"})
+    client.me("alice-token")
+    client.me("bob-token")
+    assert "Cookie" not in mocked.calls[1].request.headers
+
+
+def test_a_netrc_file_never_replaces_our_authorization(client, mocked, monkeypatch, tmp_path,
+                                                       environment):
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine api.minepi.example login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    environment(HTTPS_PROXY="http://proxy.internal:3128")  # requests reads ~/.netrc then
+    mocked.get(ME, json=OFFICIAL)
+    client.me("tok")
+    assert mocked.calls[0].request.headers["Authorization"] == "Bearer tok"

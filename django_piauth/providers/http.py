@@ -7,6 +7,7 @@ cap on how many bytes of a response are read.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -61,9 +62,33 @@ def _forget_session_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_session_in_child)
 
 
-def _keep_our_authorization(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """An explicit auth, so requests never swaps our Authorization header for ~/.netrc's."""
-    return request
+@functools.lru_cache(maxsize=256)
+def _checked_url(url: str) -> str:
+    """requests' own URL preparation (validation, IDNA, quoting), done once per URL."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return prepared.url or url
+
+
+def _prepared(method: str, url: str, headers: dict[str, str] | None, json_body: Any,
+              form_body: dict[str, Any] | None) -> requests.PreparedRequest:
+    """The request to ``url`` (checked) as ``Session.prepare_request`` makes it, minus
+    what we never want: no cookies carried from one user's call to the next, no
+    ~/.netrc auth in place of our ``Authorization`` header."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_method(method)
+    prepared.url = url
+    prepared.prepare_headers(headers)
+    prepared.prepare_body(form_body, None, json_body)
+    return prepared
+
+
+def _transport(session: requests.Session, url: str) -> tuple[dict[str, str], Any]:
+    """The proxies and TLS verification for ``url``, as ``Session.request`` reads them."""
+    if session.trust_env:
+        environment = session.merge_environment_settings(url, {}, True, None, None)
+        return environment["proxies"], environment["verify"]
+    return {}, session.verify
 
 
 @dataclass(frozen=True)
@@ -97,18 +122,16 @@ def send(
     Connection errors, timeouts and oversized answers raise ``UpstreamUnavailable``
     naming ``service`` and the path, never the headers (they carry credentials).
     """
+    # Straight to the transport adapter (which ``responses`` mocks): a session's own
+    # send adds cookie handling, hooks and redirects we do not want, and a third of a
+    # millisecond per call.
+    session = get_session()
     try:
-        response = get_session().request(
-            method,
-            url,
-            headers=headers,
-            json=json_body,
-            data=form_body,
-            timeout=timeout,
-            auth=_keep_our_authorization,
-            stream=True,
-            allow_redirects=False,
-        )
+        checked_url = _checked_url(url)
+        prepared = _prepared(method, checked_url, headers, json_body, form_body)
+        proxies, verify = _transport(session, checked_url)
+        response = session.get_adapter(checked_url).send(
+            prepared, stream=True, timeout=timeout, verify=verify, cert=None, proxies=proxies)
     except requests.Timeout as exc:
         raise UpstreamUnavailable(f"{service} did not answer in time", service=service) from exc
     except requests.RequestException as exc:
