@@ -1,20 +1,22 @@
 """One computation per key, however many callers ask at once.
 
 Inside a process, concurrent callers of one key wait for the first one's result.
-Across processes that share a Django cache, the first process takes a lock with
-``cache.add`` (bounded by ``lock_timeout``, so a dead holder's lock runs out and a
-waiter takes over); the others poll the cache for the value the holder stores.
+Across processes that share a Django cache, the key itself is the lock: the first
+process puts a placeholder under it with ``cache.add`` (bounded by ``lock_timeout``, so a
+dead holder's placeholder runs out and a waiter takes over), computes, and replaces the
+placeholder with the value. The others find the placeholder and poll until the value is
+there.
 
-The computation stores its own result in the cache (it knows how long the value may
-live). The holder then leaves its lock to run out rather than deleting it, when the value
-will outlive it: whoever comes late finds the value, and one who missed it just before it
-was stored finds the lock, waits and reads it, so nobody needs to read the cache once more
-after taking the lock. That saves two round trips to a shared cache per computation. A
-value gone before its lock (evicted) costs a waiter at most ``lock_timeout``.
+Taking the lock is also the first look at the key, so a value nobody has computed yet
+costs two round trips to a shared cache (the ``add``, the store) rather than three (a
+read before them). A value already there costs the failed ``add`` and one read; callers
+who expect a value (it is in their own recent memory) read first with
+``run(..., expect_value=True)``.
 
 An exception is handed to the callers already waiting and stored nowhere but a short
-note under the lock's name, so that waiters in other processes hear of it instead of
-each trying again. It is never read by a caller who comes later.
+note beside the key, so that waiters in other processes hear of it instead of each
+trying again. A caller who comes later never reads it: the placeholder is gone, so it
+takes the lock and computes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import BaseCache
+
+_PLACEHOLDER_PREFIX = "django_piauth.singleflight:computing:"
+
+
+def placeholder(owner: str) -> str:
+    """What stands under a key while ``owner`` computes its value."""
+    return f"{_PLACEHOLDER_PREFIX}{owner}"
+
+
+def is_placeholder(value: Any) -> bool:
+    return type(value) is str and value.startswith(_PLACEHOLDER_PREFIX)
 
 
 class _Flight:
@@ -40,9 +53,11 @@ class _Flight:
 class SingleFlight:
     """``run(cache, key, compute)``: the value under ``key``, computed at most once at a time.
 
-    ``compute()`` must store the value under ``key`` itself and return it.
-    ``on_failure(error)`` builds the exception waiters in other processes raise when the
-    holder's computation failed, or when they waited longer than ``wait_timeout``.
+    ``is_value(found)`` says whether what the cache holds may be used (a value can be
+    past its own end before the cache drops it); ``lifetime(value)`` how many seconds a
+    computed value is stored for (none left: not stored). ``on_failure(why)`` builds the
+    exception waiters in other processes raise when the holder's computation failed, or
+    when they waited longer than twice the lock's life.
     """
 
     def __init__(self, *, on_failure: Callable[[str], BaseException]) -> None:
@@ -51,26 +66,24 @@ class SingleFlight:
         self._on_failure = on_failure
 
     def run(self, cache: BaseCache, key: str, compute: Callable[[], Any], *,
-            lock_timeout: float, is_value: Callable[[Any], bool] = lambda v: v is not None,
-            lifetime: Callable[[Any], float] = lambda v: 0.0) -> Any:
-        """``lifetime(value)``: seconds the stored value stays in the cache (0: unknown,
-        or not stored), which decides whether the lock may simply run out."""
+            lock_timeout: float, is_value: Callable[[Any], bool],
+            lifetime: Callable[[Any], float], expect_value: bool = False) -> tuple[Any, bool]:
+        """The value and whether this call computed it."""
         with self._lock:
             waiting_for = self._flights.get(key)
             if waiting_for is None:
                 flight = self._flights[key] = _Flight()
         if waiting_for is not None:
-            flight = waiting_for
             # Twice the lock's life: enough for a takeover after a dead holder.
-            if not flight.done.wait(timeout=2 * lock_timeout + 1):
+            if not waiting_for.done.wait(timeout=2 * lock_timeout + 1):
                 raise self._on_failure("waited too long for another request's answer")
-            if flight.error is not None:
-                raise flight.error
-            return flight.value
+            if waiting_for.error is not None:
+                raise waiting_for.error
+            return waiting_for.value, False
         try:
-            flight.value = self._run_across_processes(cache, key, compute, lock_timeout,
-                                                      is_value, lifetime)
-            return flight.value
+            flight.value, computed = _Across(self, cache, key, compute, lock_timeout,
+                                             is_value, lifetime).run(expect_value)
+            return flight.value, computed
         except BaseException as exc:
             flight.error = exc
             raise
@@ -79,34 +92,60 @@ class SingleFlight:
                 del self._flights[key]
             flight.done.set()
 
-    def _run_across_processes(self, cache: BaseCache, key: str, compute: Callable[[], Any],
-                              lock_timeout: float, is_value: Callable[[Any], bool],
-                              lifetime: Callable[[Any], float]) -> Any:
-        lock_key = f"{key}:lock"
-        failure_key = f"{key}:failed"
-        me = uuid.uuid4().hex
-        deadline = time.monotonic() + 2 * lock_timeout + 1
+
+class _Across:
+    """One process's part in computing a key's value with the other processes."""
+
+    def __init__(self, flights: SingleFlight, cache: BaseCache, key: str,
+                 compute: Callable[[], Any], lock_timeout: float,
+                 is_value: Callable[[Any], bool], lifetime: Callable[[Any], float]) -> None:
+        self.flights, self.cache, self.key = flights, cache, key
+        self.compute, self.lock_timeout = compute, lock_timeout
+        self.is_value, self.lifetime = is_value, lifetime
+        self.failure_key = f"{key}:failed"
+        self.me = uuid.uuid4().hex
+
+    def run(self, expect_value: bool) -> tuple[Any, bool]:
+        deadline = time.monotonic() + 2 * self.lock_timeout + 1
         pause = 0.002
+        found = self._read() if expect_value else {}
         while True:
-            if cache.add(lock_key, me, timeout=lock_timeout):
-                try:
-                    value = compute()
-                except Exception:
-                    cache.set(failure_key, me, timeout=lock_timeout)
-                    cache.delete(lock_key)
-                    raise
-                if lifetime(value) < lock_timeout:
-                    cache.delete(lock_key)  # else it runs out before the value does
-                return value
-            # Another process holds the lock: wait for what it stores.
+            current = found.get(self.key)
+            if current is None:
+                if self.failure_key in found:
+                    raise self.flights._on_failure("another request's upstream call failed")
+                # Nobody computes it (never did, its holder died, or it ran out): take
+                # the lock, or learn who has it.
+                if self.cache.add(self.key, placeholder(self.me), timeout=self.lock_timeout):
+                    return self._compute_and_store(), True
+                found = self._read()
+                continue
+            if not is_placeholder(current):
+                if self.is_value(current):
+                    return current, False
+                # Past its end while the cache still keeps it (the cache's clock is not
+                # ours): compute anew over it.
+                return self._compute_and_store(), True
+            # Another process computes it: wait for what it stores.
             if time.monotonic() > deadline:
-                raise self._on_failure("waited too long for another request's answer")
+                raise self.flights._on_failure("waited too long for another request's answer")
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
-            values = cache.get_many([key, lock_key, failure_key])
-            if is_value(values.get(key)):
-                return values[key]
-            if lock_key not in values and failure_key in values:
-                raise self._on_failure("another request's upstream call failed")
-            # The lock is gone without a value or a failure (its holder died, or stored
-            # nothing): loop, and the first waiter to take the lock computes.
+            found = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        return self.cache.get_many([self.key, self.failure_key])
+
+    def _compute_and_store(self) -> Any:
+        try:
+            value = self.compute()
+        except Exception:
+            self.cache.set(self.failure_key, self.me, timeout=self.lock_timeout)
+            self.cache.delete(self.key)
+            raise
+        seconds = self.lifetime(value)
+        if seconds > 0:
+            self.cache.set(self.key, value, timeout=seconds)
+        else:
+            self.cache.delete(self.key)  # nothing to keep: just let go of the lock
+        return value

@@ -92,9 +92,9 @@ def _rejected() -> Verdict:
     return (time.time() + float(piauth_settings.REJECTED_TOKEN_CACHE_TTL), None)
 
 
-def _usable(verdict: Any) -> bool:
-    """A cached verdict that still holds."""
-    return verdict is not None and verdict[0] > time.time()
+def _usable(verdict: Verdict) -> bool:
+    """A verdict that still holds."""
+    return verdict[0] > time.time()
 
 
 def _identity(verdict: Verdict) -> PiIdentity:
@@ -115,24 +115,35 @@ class LocalVerdicts:
     """A process-local copy of recent verdicts in front of the shared cache.
 
     With Redis or Memcached, a request with a known token would otherwise pay a network
-    round trip for every lookup. Entries live at most ``LOCAL_CACHE_TTL`` seconds and
-    never beyond the verdict's own ``until``; the user is still read from the database
-    on every request, so deactivation takes effect at once.
+    round trip for every lookup. A copy is used for at most ``LOCAL_CACHE_TTL`` seconds
+    and never beyond the verdict's own ``until``; the user is still read from the
+    database on every request, so deactivation takes effect at once. After that the
+    entry only says the token was seen (so the shared cache most likely has it) until
+    the verdict's end.
     """
 
     def __init__(self, max_entries: int = 10_000) -> None:
+        # key -> (used until, verdict)
         self._entries: dict[str, tuple[float, Verdict]] = {}
         self._lock = threading.Lock()
         self.max_entries = max_entries
 
     def get(self, key: str) -> Verdict | None:
+        """The verdict, while this copy of it may be used."""
         entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= time.time():
-            self._entries.pop(key, None)
+        if entry is None or entry[0] <= time.time():
             return None
         return entry[1]
+
+    def seen(self, key: str) -> bool:
+        """Whether a verdict on this key was here and still holds (if not fresh)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return False
+        if entry[1][0] <= time.time():
+            self._entries.pop(key, None)
+            return False
+        return True
 
     def put(self, key: str, verdict: Verdict) -> None:
         local_ttl = piauth_settings.LOCAL_CACHE_TTL
@@ -143,6 +154,7 @@ class LocalVerdicts:
             if len(self._entries) >= self.max_entries:
                 # Forget the oldest (dicts keep insertion order).
                 self._entries.pop(next(iter(self._entries)), None)
+            self._entries.pop(key, None)  # re-inserted last: the newest
             self._entries[key] = (until, verdict)
 
     def clear(self) -> None:
@@ -168,33 +180,21 @@ def verify_pi_token(token: object) -> Verification:
     if verdict is not None:
         return Verification(_identity(verdict), from_upstream=False)
     cache = token_cache()
-    verdict = cache.get(key)
-    if _usable(verdict):
-        local_verdicts.put(key, verdict)
-        return Verification(_identity(verdict), from_upstream=False)
-
-    asked_upstream = False
 
     def ask_upstream() -> Verdict:
-        nonlocal asked_upstream
-        asked_upstream = True
         logger.debug("verifying Pi access token %s with /v2/me", digest[:12])
         try:
             identity = get_pi_client().me(token)
         except InvalidToken:
             logger.info("the Pi Platform rejected access token %s", digest[:12])
-            verdict = _rejected()
-        else:
-            logger.debug("Pi access token %s belongs to uid %s", digest[:12], identity.uid)
-            verdict = _verified(identity)
-        lifetime = verdict[0] - time.time()
-        if lifetime > 0:
-            cache.set(key, verdict, timeout=lifetime)
-        return verdict
+            return _rejected()
+        logger.debug("Pi access token %s belongs to uid %s", digest[:12], identity.uid)
+        return _verified(identity)
 
     connect, read = piauth_settings.timeout
-    verdict = _flights.run(cache, key, ask_upstream, lock_timeout=connect + read + 1,
-                           is_value=_usable, lifetime=lambda v: v[0] - time.time())
+    verdict, asked_upstream = _flights.run(
+        cache, key, ask_upstream, lock_timeout=connect + read + 1, is_value=_usable,
+        lifetime=lambda v: v[0] - time.time(), expect_value=local_verdicts.seen(key))
     if _usable(verdict):
         local_verdicts.put(key, verdict)
     return Verification(_identity(verdict), from_upstream=asked_upstream)

@@ -11,8 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_piauth.exceptions import InvalidToken, UpstreamUnavailable
 from django_piauth.models import Pioneer
-from django_piauth.verification import token_digest, verify_pi_token
+from django_piauth.singleflight import placeholder
+from django_piauth.verification import local_verdicts, token_digest, verify_pi_token
 from tests.helpers import all_at_once, outcome
 
 pytestmark = pytest.mark.django_db
@@ -175,13 +177,12 @@ def test_waits_for_another_process_holding_the_lock(fake_pi):
     """Another process (played by a thread) holds the lock and stores the answer."""
     token = fake_pi.issue_token(username="alice")
     key = f"piauth:pi:{token_digest(token)}"
-    assert cache.add(f"{key}:lock", "other-process", timeout=10)
+    assert cache.add(key, placeholder("other-process"), timeout=10)
 
     def other_process_finishes():
         time.sleep(0.2)
         verdict = (time.time() + 60, ("uid-from-elsewhere", "alice", ("username",), None))
         cache.set(key, verdict, timeout=60)
-        cache.delete(f"{key}:lock")
 
     threading.Thread(target=other_process_finishes).start()
     verification = verify_pi_token(token)
@@ -194,23 +195,24 @@ def test_takes_over_when_the_lock_holder_died(fake_pi, settings):
     settings.PIAUTH = {**settings.PIAUTH, "CONNECT_TIMEOUT": 0.1, "READ_TIMEOUT": 0.1}
     token = fake_pi.issue_token(username="alice")
     key = f"piauth:pi:{token_digest(token)}"
-    assert cache.add(f"{key}:lock", "dead-process", timeout=0.5)  # never released
+    assert cache.add(key, placeholder("dead-process"), timeout=1)  # never replaced
+    started = time.monotonic()
     verification = verify_pi_token(token)
+    assert 0.9 < time.monotonic() - started < 5  # waited for the lock to run out
     assert verification.from_upstream is True
     assert fake_pi.call_count("/v2/me") == 1
+    assert cache.get(key)[1][0] == fake_pi.uid_for("alice")
 
 
 def test_hears_of_another_process_failing(fake_pi):
-    from django_piauth.exceptions import UpstreamUnavailable
-
     token = fake_pi.issue_token(username="alice")
     key = f"piauth:pi:{token_digest(token)}"
-    assert cache.add(f"{key}:lock", "other-process", timeout=10)
+    assert cache.add(key, placeholder("other-process"), timeout=10)
 
     def other_process_fails():
         time.sleep(0.1)
         cache.set(f"{key}:failed", "other-process", timeout=5)
-        cache.delete(f"{key}:lock")
+        cache.delete(key)
 
     threading.Thread(target=other_process_fails).start()
     with pytest.raises(UpstreamUnavailable):
@@ -218,6 +220,67 @@ def test_hears_of_another_process_failing(fake_pi):
     assert fake_pi.call_count("/v2/me") == 0
     # A later request is not bound by that failure note: it asks upstream itself.
     assert verify_pi_token(token).from_upstream is True
+
+
+def test_a_failed_call_lets_go_of_the_lock_and_leaves_a_note_for_waiters(fake_pi):
+    token = fake_pi.issue_token(username="alice")
+    key = f"piauth:pi:{token_digest(token)}"
+    fake_pi.fail_with(503, count=1)
+    with pytest.raises(UpstreamUnavailable):
+        verify_pi_token(token)
+    assert cache.get(key) is None
+    assert cache.get(f"{key}:failed") is not None
+
+
+@pytest.fixture
+def cache_calls(monkeypatch):
+    """The names of the shared cache's methods called, in order (one per round trip
+    to Redis: not the calls locmem's ``get_many`` makes to its own ``get``)."""
+    from django.core.cache import caches
+
+    shared = caches["default"]
+    called = []
+    inside = []
+    for name in ("get", "get_many", "add", "set", "delete"):
+        method = getattr(shared, name)
+
+        def recorded(*args, _name=name, _method=method, **kwargs):
+            if not inside:
+                called.append(_name)
+            inside.append(_name)
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                inside.pop()
+
+        monkeypatch.setattr(shared, name, recorded)
+    return called
+
+
+def test_an_unseen_token_costs_two_round_trips_to_the_shared_cache(fake_pi, cache_calls):
+    verify_pi_token(fake_pi.issue_token(username="alice"))
+    assert cache_calls == ["add", "set"]  # the lock (the first look, too), the verdict
+
+
+def test_a_token_seen_here_before_costs_one_read_once_its_local_copy_is_old(
+        fake_pi, clock, cache_calls):
+    token = fake_pi.issue_token(username="alice")
+    verify_pi_token(token)
+    clock(11)  # past LOCAL_CACHE_TTL
+    cache_calls.clear()
+    assert verify_pi_token(token).from_upstream is False
+    assert cache_calls == ["get_many"]
+
+
+def test_a_token_another_process_verified_costs_the_failed_lock_and_one_read(
+        fake_pi, cache_calls):
+    token = fake_pi.issue_token(username="alice")
+    verify_pi_token(token)
+    local_verdicts.clear()  # as if this were another process
+    cache_calls.clear()
+    assert verify_pi_token(token).from_upstream is False
+    assert cache_calls == ["add", "get_many"]
+    assert fake_pi.call_count("/v2/me") == 1
 
 
 def test_an_answer_already_past_its_valid_until_is_used_once_not_cached():
@@ -267,14 +330,13 @@ def test_a_verdict_past_its_time_is_not_used_even_if_the_cache_still_has_it(fake
     assert verify_pi_token(token).identity.uid == fake_pi.uid_for("alice")
 
 
-def test_a_lock_that_outlives_a_short_verdict_is_released(fake_pi, settings):
-    """With TOKEN_CACHE_TTL shorter than the lock, the holder deletes its lock; else it
-    leaves it to run out (late comers read the stored verdict)."""
-    settings.PIAUTH = {**settings.PIAUTH, "TOKEN_CACHE_TTL": 2}
+def test_the_verdict_takes_the_locks_place_and_an_answer_with_no_time_left_leaves_nothing(
+        fake_pi):
     token = fake_pi.issue_token(username="alice")
     verify_pi_token(token)
-    assert cache.get(f"piauth:pi:{token_digest(token)}:lock") is None
-    settings.PIAUTH = {**settings.PIAUTH, "TOKEN_CACHE_TTL": 300}
-    other = fake_pi.issue_token(username="bob")
-    verify_pi_token(other)
-    assert cache.get(f"piauth:pi:{token_digest(other)}:lock") is not None
+    assert cache.get(f"piauth:pi:{token_digest(token)}")[1][0] == fake_pi.uid_for("alice")
+    expired = fake_pi.issue_token(username="bob", valid_for=-5)
+    with pytest.raises(InvalidToken):
+        verify_pi_token(expired)  # upstream says 401: remembered briefly
+    assert cache.get(f"piauth:pi:{token_digest(expired)}")[1] is None
+
