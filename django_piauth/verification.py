@@ -20,6 +20,7 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -123,8 +124,9 @@ class LocalVerdicts:
     """
 
     def __init__(self, max_entries: int = 10_000) -> None:
-        # key -> (used until, verdict)
-        self._entries: dict[str, tuple[float, Verdict]] = {}
+        # key -> (used until, verdict), oldest first. An OrderedDict: forgetting the
+        # oldest of a plain dict again and again gets slower with every pop.
+        self._entries: OrderedDict[str, tuple[float, Verdict]] = OrderedDict()
         self._lock = threading.Lock()
         self.max_entries = max_entries
 
@@ -151,11 +153,10 @@ class LocalVerdicts:
             return
         until = min(verdict[0], time.time() + local_ttl)
         with self._lock:
-            if len(self._entries) >= self.max_entries:
-                # Forget the oldest (dicts keep insertion order).
-                self._entries.pop(next(iter(self._entries)), None)
-            self._entries.pop(key, None)  # re-inserted last: the newest
             self._entries[key] = (until, verdict)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:

@@ -340,3 +340,26 @@ def test_the_verdict_takes_the_locks_place_and_an_answer_with_no_time_left_leave
         verify_pi_token(expired)  # upstream says 401: remembered briefly
     assert cache.get(f"piauth:pi:{token_digest(expired)}")[1] is None
 
+
+
+def test_the_local_copy_keeps_at_most_max_entries_forgetting_the_oldest(clock):
+    from django_piauth.verification import LocalVerdicts
+
+    local = LocalVerdicts(max_entries=3)
+    verdict = (time.time() + 60, ("uid", "name", (), None))
+    for key in ("a", "b", "c"):
+        local.put(key, verdict)
+    local.put("a", verdict)  # used again: now the newest
+    local.put("d", verdict)
+    assert [key for key in "abcd" if local.get(key)] == ["a", "c", "d"]
+
+
+def test_the_local_copy_remembers_a_token_was_seen_until_its_verdict_ends(clock):
+    from django_piauth.verification import LocalVerdicts
+
+    local = LocalVerdicts()
+    local.put("k", (time.time() + 60, ("uid", "name", (), None)))
+    clock(11)  # past LOCAL_CACHE_TTL: not used any more, but known
+    assert local.get("k") is None and local.seen("k")
+    clock(50)  # past the verdict's end
+    assert not local.seen("k")
