@@ -17,10 +17,15 @@ An exception is handed to the callers already waiting and stored nowhere but a s
 note beside the key, so that waiters in other processes hear of it instead of each
 trying again. A caller who comes later never reads it: the placeholder is gone, so it
 takes the lock and computes.
+
+The shared cache is a help, not a dependency: when it fails (Redis down), the value is
+computed without it, still once per process at a time, and a warning is logged at most
+once a minute.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -29,7 +34,11 @@ from typing import Any
 
 from django.core.cache import BaseCache
 
+logger = logging.getLogger("django_piauth")
+
 _PLACEHOLDER_PREFIX = "django_piauth.singleflight:computing:"
+#: Seconds between two warnings that the shared cache fails.
+_WARN_EVERY = 60.0
 
 
 def placeholder(owner: str) -> str:
@@ -39,6 +48,10 @@ def placeholder(owner: str) -> str:
 
 def is_placeholder(value: Any) -> bool:
     return type(value) is str and value.startswith(_PLACEHOLDER_PREFIX)
+
+
+class _CacheFailed(Exception):
+    """The shared cache raised: what it raised is the cause."""
 
 
 class _Flight:
@@ -64,6 +77,19 @@ class SingleFlight:
         self._flights: dict[str, _Flight] = {}
         self._lock = threading.Lock()
         self._on_failure = on_failure
+        self._warned_at = -_WARN_EVERY
+
+    def forget_warnings(self) -> None:
+        """The next failure of the cache is told at once (the cache settings changed)."""
+        self._warned_at = -_WARN_EVERY
+
+    def cache_failed(self, error: BaseException) -> None:
+        """Say (at most once a minute) that the shared cache fails and is done without."""
+        now = time.monotonic()
+        if now - self._warned_at >= _WARN_EVERY:
+            self._warned_at = now
+            logger.warning("the shared cache failed (%s: %s); going on without it",
+                           type(error).__name__, error)
 
     def run(self, cache: BaseCache, key: str, compute: Callable[[], Any], *,
             lock_timeout: float, is_value: Callable[[Any], bool],
@@ -81,8 +107,12 @@ class SingleFlight:
                 raise waiting_for.error
             return waiting_for.value, False
         try:
-            flight.value, computed = _Across(self, cache, key, compute, lock_timeout,
-                                             is_value, lifetime).run(expect_value)
+            try:
+                flight.value, computed = _Across(self, cache, key, compute, lock_timeout,
+                                                 is_value, lifetime).run(expect_value)
+            except _CacheFailed as failed:
+                self.cache_failed(failed.__cause__ or failed)
+                flight.value, computed = compute(), True
             return flight.value, computed
         except BaseException as exc:
             flight.error = exc
@@ -116,7 +146,8 @@ class _Across:
                     raise self.flights._on_failure("another request's upstream call failed")
                 # Nobody computes it (never did, its holder died, or it ran out): take
                 # the lock, or learn who has it.
-                if self.cache.add(self.key, placeholder(self.me), timeout=self.lock_timeout):
+                if self._cache("add", self.key, placeholder(self.me),
+                               timeout=self.lock_timeout):
                     return self._compute_and_store(), True
                 found = self._read()
                 continue
@@ -133,19 +164,35 @@ class _Across:
             pause = min(pause * 2, 0.05)
             found = self._read()
 
+    def _cache(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.cache, method)(*args, **kwargs)
+        except Exception as exc:
+            raise _CacheFailed(method) from exc
+
     def _read(self) -> dict[str, Any]:
-        return self.cache.get_many([self.key, self.failure_key])
+        return self._cache("get_many", [self.key, self.failure_key])
 
     def _compute_and_store(self) -> Any:
         try:
             value = self.compute()
         except Exception:
-            self.cache.set(self.failure_key, self.me, timeout=self.lock_timeout)
-            self.cache.delete(self.key)
+            self._store_quietly(lambda: (
+                self._cache("set", self.failure_key, self.me, timeout=self.lock_timeout),
+                self._cache("delete", self.key)))
             raise
         seconds = self.lifetime(value)
         if seconds > 0:
-            self.cache.set(self.key, value, timeout=seconds)
+            self._store_quietly(lambda: self._cache("set", self.key, value, timeout=seconds))
         else:
-            self.cache.delete(self.key)  # nothing to keep: just let go of the lock
+            # Nothing to keep: just let go of the lock.
+            self._store_quietly(lambda: self._cache("delete", self.key))
         return value
+
+    def _store_quietly(self, store: Callable[[], Any]) -> None:
+        """Store, or warn that the cache failed: the value is computed either way, and a
+        placeholder left behind runs out by itself."""
+        try:
+            store()
+        except _CacheFailed as failed:
+            self.flights.cache_failed(failed.__cause__ or failed)

@@ -167,6 +167,7 @@ local_verdicts = LocalVerdicts()
 on_reload(local_verdicts.clear)
 
 _flights = SingleFlight(on_failure=lambda why: UpstreamUnavailable(why, service=SERVICE))
+on_reload(_flights.forget_warnings)
 
 
 def verify_pi_token(token: object) -> Verification:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import requests
+from django.core.cache.backends.base import BaseCache
 from django.db import connections
 
 
@@ -78,3 +79,15 @@ def running(*commands: list[str], **popen: Any) -> Iterator[list[subprocess.Pope
             for pipe in (process.stdout, process.stderr):
                 if pipe:
                     pipe.close()
+
+
+class BrokenCache(BaseCache):
+    """A cache backend whose server is down: every operation raises ConnectionError."""
+
+    def __init__(self, location, params):
+        super().__init__(params)
+
+    def _down(self, *args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    add = get = set = touch = delete = clear = get_many = set_many = delete_many = _down

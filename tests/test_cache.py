@@ -363,3 +363,37 @@ def test_the_local_copy_remembers_a_token_was_seen_until_its_verdict_ends(clock)
     assert local.get("k") is None and local.seen("k")
     clock(50)  # past the verdict's end
     assert not local.seen("k")
+
+
+@pytest.fixture
+def cache_down(settings, fake_pi):
+    settings.CACHES = {**settings.CACHES,
+                       "default": {"BACKEND": "tests.helpers.BrokenCache"}}
+
+
+def test_a_shared_cache_that_is_down_costs_a_warning_not_a_500(client, fake_pi, cache_down,
+                                                              caplog):
+    token = fake_pi.issue_token(username="alice")
+    for _ in range(3):
+        assert client.get(URL, **bearer(token)).status_code == 200
+    # Verified upstream once, then from the process's own copy.
+    assert fake_pi.call_count("/v2/me") == 1
+    warnings = [r for r in caplog.records if "shared cache failed" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    assert "ConnectionError" in warnings[0].getMessage()
+    assert token not in caplog.text
+    assert client.get(URL, **bearer("rejected-token")).status_code == 401
+
+
+def test_with_the_cache_down_threads_of_a_process_still_share_one_call(fake_pi, cache_down):
+    fake_pi.delay(0.2)
+    token = fake_pi.issue_token(username="alice")
+    uids = all_at_once(lambda _: verify_pi_token(token).identity.uid, range(8))
+    assert uids == [fake_pi.uid_for("alice")] * 8
+    assert fake_pi.call_count("/v2/me") == 1
+
+
+def test_an_outage_with_the_cache_down_is_still_a_503(client, fake_pi, cache_down):
+    fake_pi.fail_with(503)
+    response = client.get(URL, **bearer(fake_pi.issue_token(username="alice")))
+    assert response.status_code == 503
