@@ -149,6 +149,8 @@ class _Across:
                 if self._cache("add", self.key, placeholder(self.me),
                                timeout=self.lock_timeout):
                     return self._compute_and_store(), True
+                if time.monotonic() > deadline:  # a cache that neither adds nor has it
+                    raise self.flights._on_failure("the cache would not take the lock")
                 found = self._read()
                 continue
             if not is_placeholder(current):

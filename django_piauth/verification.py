@@ -93,9 +93,9 @@ def _rejected() -> Verdict:
     return (time.time() + float(piauth_settings.REJECTED_TOKEN_CACHE_TTL), None)
 
 
-def _usable(verdict: Verdict) -> bool:
-    """A verdict that still holds."""
-    return verdict[0] > time.time()
+def _usable(verdict: Any) -> bool:
+    """A verdict that still holds (anything else a cache may hold under the key: no)."""
+    return type(verdict) is tuple and len(verdict) == 2 and verdict[0] > time.time()
 
 
 def _identity(verdict: Verdict) -> PiIdentity:

@@ -330,6 +330,14 @@ def test_a_verdict_past_its_time_is_not_used_even_if_the_cache_still_has_it(fake
     assert verify_pi_token(token).identity.uid == fake_pi.uid_for("alice")
 
 
+def test_something_else_under_the_key_is_not_a_verdict(fake_pi):
+    token = fake_pi.issue_token(username="alice")
+    key = f"piauth:pi:{token_digest(token)}"
+    cache.set(key, {"written": "by something else"}, timeout=60)
+    assert verify_pi_token(token).from_upstream is True
+    assert cache.get(key)[1][0] == fake_pi.uid_for("alice")
+
+
 def test_the_verdict_takes_the_locks_place_and_an_answer_with_no_time_left_leaves_nothing(
         fake_pi):
     token = fake_pi.issue_token(username="alice")
