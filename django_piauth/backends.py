@@ -119,7 +119,6 @@ class LinkedAccountBackend(BaseBackend):
     def link_pioneer(self, request: HttpRequest | None, identity: Any):  # -> Pioneer
         """The Pioneer for an identity upstream has just vouched for: found and brought up
         to date (username, scopes, ``last_verified_at``), or created (exactly once)."""
-
         pioneer = linked_pioneer(self.provider, identity.uid)
         if pioneer is None:
             pioneer, created = self._create_pioneer(identity)

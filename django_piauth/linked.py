@@ -28,8 +28,10 @@ class _RowPart:
     model: type[Model]
     start: int
     attnames: tuple[str, ...]
-    #: (column index within this part, its converters, the column expression)
-    converters: tuple[tuple[int, tuple[Converter, ...], Any], ...]
+    #: (column index within this part, its converters, the column expression); a
+    #: converter of the database backend is kept unbound (``ops_method``) and bound to
+    #: the calling thread's connection when used: connections are per thread.
+    converters: tuple[tuple[int, tuple[tuple[Converter, bool], ...], Any], ...]
 
     @classmethod
     def of(cls, model: type[Model], start: int, alias: str) -> _RowPart:
@@ -38,8 +40,9 @@ class _RowPart:
         converters = []
         for index, field in enumerate(fields):
             column = field.get_col(model._meta.db_table)
-            found = (connection.ops.get_db_converters(column)
-                     + column.get_db_converters(connection))
+            found = [_unbound(convert, connection.ops)
+                     for convert in connection.ops.get_db_converters(column)]
+            found += [(convert, False) for convert in column.get_db_converters(connection)]
             if found:
                 converters.append((index, tuple(found), column))
         return cls(model, start, tuple(field.attname for field in fields), tuple(converters))
@@ -56,10 +59,19 @@ class _RowPart:
             connection = connections[alias]
             for index, converters, column in self.converters:
                 value = values[index]
-                for convert in converters:
-                    value = convert(value, column, connection)
+                for convert, ops_method in converters:
+                    value = (convert(connection.ops, value, column, connection) if ops_method
+                             else convert(value, column, connection))
                 values[index] = value
         return self.model.from_db(alias, self.attnames, values)
+
+
+def _unbound(convert: Converter, ops: Any) -> tuple[Converter, bool]:
+    """A backend converter as a function of (ops, value, expression, connection) when it
+    is a method of ``ops``; as it is otherwise."""
+    if getattr(convert, "__self__", None) is ops:
+        return convert.__func__, True  # type: ignore[attr-defined]
+    return convert, False
 
 
 @dataclass(frozen=True)

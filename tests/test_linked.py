@@ -54,3 +54,28 @@ def test_no_link_no_rows(pioneer):
     assert linked_pioneer("pi", "uid-bob") is None
     assert linked_user("peerid", "uid-alice") is None  # the provider is part of the link
     assert linked_pioneer("peerid", "uid-alice") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_thread_reads_through_its_own_connection(pioneer):
+    import threading
+
+    from django.db import connection, connections
+
+    linked_pioneer("pi", "uid-alice")  # compiled here, on this thread's connection
+    seen = {}
+
+    def elsewhere():
+        try:
+            found = linked_pioneer("pi", "uid-alice")
+            seen["pioneer"] = found
+            seen["same connection"] = connections["default"] is connection
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert seen["same connection"] is False
+    assert seen["pioneer"].last_verified_at == pioneer.last_verified_at
+    assert seen["pioneer"].last_verified_at.tzinfo is not None
