@@ -136,7 +136,7 @@ def profile(args: argparse.Namespace, tmp: Path, redis_url: str | None) -> int:
             timed(f"  verify_pi_token (hot, {alias})",
                   lambda t=hot: verification.verify_pi_token(t), args.n)
             timed(f"  cache.get ({alias})",
-                  lambda a=alias: caches[a].get("piauth:pi:" + "0" * 64), args.n)
+                  lambda a=alias: caches[a].get(verification.verdict_key("0" * 64)), args.n)
             # Fresh tokens of the linked Pioneer: one upstream call each.
             cold = iter([fake.issue_token(username=f"hot-{alias}")
                          for _ in range(args.n // 10 * 4 + 10)])

@@ -70,6 +70,11 @@ def token_digest(token: str) -> str:
     return hmac.digest(_digest_key(), token.encode("ascii"), hashlib.sha256).hex()
 
 
+def verdict_key(digest: str) -> str:
+    """The cache key of the verdict on the token whose :func:`token_digest` is ``digest``."""
+    return f"piauth:pi:{digest}"
+
+
 def token_cache() -> BaseCache:
     return caches[piauth_settings.CACHE_ALIAS]
 
@@ -177,7 +182,7 @@ def verify_pi_token(token: object) -> Verification:
     """
     token = check_token_format(token)
     digest = token_digest(token)
-    key = f"piauth:pi:{digest}"
+    key = verdict_key(digest)
     verdict = local_verdicts.get(key)
     if verdict is not None:
         return Verification(_identity(verdict), from_upstream=False)

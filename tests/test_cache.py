@@ -14,11 +14,21 @@ from django.utils import timezone
 from django_piauth.exceptions import InvalidToken, UpstreamUnavailable
 from django_piauth.models import Pioneer
 from django_piauth.singleflight import placeholder
-from django_piauth.verification import local_verdicts, token_digest, verify_pi_token
+from django_piauth.verification import (
+    local_verdicts,
+    token_digest,
+    verdict_key,
+    verify_pi_token,
+)
 from tests.helpers import all_at_once, outcome
 
 pytestmark = pytest.mark.django_db
 URL = "/api/whoami/"
+
+
+def key_of(token):
+    """Where the shared cache keeps the verdict on ``token``."""
+    return verdict_key(token_digest(token))
 
 
 def bearer(token):
@@ -176,7 +186,7 @@ def test_an_outage_reaches_every_waiting_thread_and_is_not_kept(fake_pi):
 def test_waits_for_another_process_holding_the_lock(fake_pi):
     """Another process (played by a thread) holds the lock and stores the answer."""
     token = fake_pi.issue_token(username="alice")
-    key = f"piauth:pi:{token_digest(token)}"
+    key = key_of(token)
     assert cache.add(key, placeholder("other-process"), timeout=10)
 
     def other_process_finishes():
@@ -194,7 +204,7 @@ def test_waits_for_another_process_holding_the_lock(fake_pi):
 def test_takes_over_when_the_lock_holder_died(fake_pi, settings):
     settings.PIAUTH = {**settings.PIAUTH, "CONNECT_TIMEOUT": 0.1, "READ_TIMEOUT": 0.1}
     token = fake_pi.issue_token(username="alice")
-    key = f"piauth:pi:{token_digest(token)}"
+    key = key_of(token)
     assert cache.add(key, placeholder("dead-process"), timeout=1)  # never replaced
     started = time.monotonic()
     verification = verify_pi_token(token)
@@ -206,7 +216,7 @@ def test_takes_over_when_the_lock_holder_died(fake_pi, settings):
 
 def test_hears_of_another_process_failing(fake_pi):
     token = fake_pi.issue_token(username="alice")
-    key = f"piauth:pi:{token_digest(token)}"
+    key = key_of(token)
     assert cache.add(key, placeholder("other-process"), timeout=10)
 
     def other_process_fails():
@@ -224,7 +234,7 @@ def test_hears_of_another_process_failing(fake_pi):
 
 def test_a_failed_call_lets_go_of_the_lock_and_leaves_a_note_for_waiters(fake_pi):
     token = fake_pi.issue_token(username="alice")
-    key = f"piauth:pi:{token_digest(token)}"
+    key = key_of(token)
     fake_pi.fail_with(503, count=1)
     with pytest.raises(UpstreamUnavailable):
         verify_pi_token(token)
@@ -325,14 +335,14 @@ def test_the_local_copy_never_outlives_the_token_cache_ttl(fake_pi, settings, cl
 
 def test_a_verdict_past_its_time_is_not_used_even_if_the_cache_still_has_it(fake_pi):
     token = fake_pi.issue_token(username="alice")
-    key = f"piauth:pi:{token_digest(token)}"
+    key = key_of(token)
     cache.set(key, (time.time() - 1, ("stale-uid", "alice", (), None)), timeout=60)
     assert verify_pi_token(token).identity.uid == fake_pi.uid_for("alice")
 
 
 def test_something_else_under_the_key_is_not_a_verdict(fake_pi):
     token = fake_pi.issue_token(username="alice")
-    key = f"piauth:pi:{token_digest(token)}"
+    key = key_of(token)
     cache.set(key, {"written": "by something else"}, timeout=60)
     assert verify_pi_token(token).from_upstream is True
     assert cache.get(key)[1][0] == fake_pi.uid_for("alice")
@@ -342,11 +352,11 @@ def test_the_verdict_takes_the_locks_place_and_an_answer_with_no_time_left_leave
         fake_pi):
     token = fake_pi.issue_token(username="alice")
     verify_pi_token(token)
-    assert cache.get(f"piauth:pi:{token_digest(token)}")[1][0] == fake_pi.uid_for("alice")
+    assert cache.get(key_of(token))[1][0] == fake_pi.uid_for("alice")
     expired = fake_pi.issue_token(username="bob", valid_for=-5)
     with pytest.raises(InvalidToken):
         verify_pi_token(expired)  # upstream says 401: remembered briefly
-    assert cache.get(f"piauth:pi:{token_digest(expired)}")[1] is None
+    assert cache.get(key_of(expired))[1] is None
 
 
 
