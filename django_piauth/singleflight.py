@@ -79,6 +79,10 @@ class SingleFlight:
         self._on_failure = on_failure
         self._warned_at = -_WARN_EVERY
 
+    def failure(self, why: str) -> BaseException:
+        """The exception a caller raises when it cannot get the value from others."""
+        return self._on_failure(why)
+
     def forget_warnings(self) -> None:
         """The next failure of the cache is told at once (the cache settings changed)."""
         self._warned_at = -_WARN_EVERY
@@ -102,7 +106,7 @@ class SingleFlight:
         if waiting_for is not None:
             # Twice the lock's life: enough for a takeover after a dead holder.
             if not waiting_for.done.wait(timeout=2 * lock_timeout + 1):
-                raise self._on_failure("waited too long for another request's answer")
+                raise self.failure("waited too long for another request's answer")
             if waiting_for.error is not None:
                 raise waiting_for.error
             return waiting_for.value, False
@@ -143,14 +147,14 @@ class _Across:
             current = found.get(self.key)
             if current is None:
                 if self.failure_key in found:
-                    raise self.flights._on_failure("another request's upstream call failed")
+                    raise self.flights.failure("another request's upstream call failed")
                 # Nobody computes it (never did, its holder died, or it ran out): take
                 # the lock, or learn who has it.
                 if self._cache("add", self.key, placeholder(self.me),
                                timeout=self.lock_timeout):
                     return self._compute_and_store(), True
                 if time.monotonic() > deadline:  # a cache that neither adds nor has it
-                    raise self.flights._on_failure("the cache would not take the lock")
+                    raise self.flights.failure("the cache would not take the lock")
                 found = self._read()
                 continue
             if not is_placeholder(current):
@@ -161,7 +165,7 @@ class _Across:
                 return self._compute_and_store(), True
             # Another process computes it: wait for what it stores.
             if time.monotonic() > deadline:
-                raise self.flights._on_failure("waited too long for another request's answer")
+                raise self.flights.failure("waited too long for another request's answer")
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
             found = self._read()

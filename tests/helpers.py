@@ -91,3 +91,25 @@ class BrokenCache(BaseCache):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     add = get = set = touch = delete = clear = get_many = set_many = delete_many = _down
+
+
+class NeverLockingCache(BaseCache):
+    """A cache that keeps nothing and refuses every ``add``: no lock can ever be taken."""
+
+    def __init__(self, location, params):
+        super().__init__(params)
+
+    def add(self, *args, **kwargs):
+        return False
+
+    def get(self, key, default=None, version=None):
+        return default
+
+    def set(self, *args, **kwargs):
+        return None
+
+    def delete(self, *args, **kwargs):
+        return False
+
+    def clear(self):
+        return None

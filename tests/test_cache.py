@@ -415,3 +415,14 @@ def test_an_outage_with_the_cache_down_is_still_a_503(client, fake_pi, cache_dow
     fake_pi.fail_with(503)
     response = client.get(URL, **bearer(fake_pi.issue_token(username="alice")))
     assert response.status_code == 503
+
+
+def test_a_cache_that_never_takes_the_lock_gives_up_with_a_503(client, fake_pi, settings):
+    settings.PIAUTH = {**settings.PIAUTH, "CONNECT_TIMEOUT": 0.1, "READ_TIMEOUT": 0.1}
+    settings.CACHES = {**settings.CACHES,
+                       "default": {"BACKEND": "tests.helpers.NeverLockingCache"}}
+    started = time.monotonic()
+    response = client.get(URL, **bearer(fake_pi.issue_token(username="alice")))
+    assert response.status_code == 503
+    assert time.monotonic() - started < 10  # bounded: twice the lock's life, plus 1 s
+    assert fake_pi.call_count("/v2/me") == 0
