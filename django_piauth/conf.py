@@ -59,6 +59,8 @@ _SPEC: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "PI_REQUIRED_SCOPES": ((), _str_list, "a list of scope names"),
     "CONNECT_TIMEOUT": (3.0, _positive_number, "a positive number of seconds"),
     "READ_TIMEOUT": (5.0, _positive_number, "a positive number of seconds"),
+    "CALL_DEADLINE": (None, lambda v: v is None or _positive_number(v),
+                      "a positive number of seconds or None (2 x READ_TIMEOUT + CONNECT_TIMEOUT)"),
     "MAX_RESPONSE_BYTES": (256 * 1024, _positive_int, "a positive whole number of bytes"),
     "MAX_TOKEN_BYTES": (4096, _positive_int, "a positive whole number of bytes"),
     "RETRY_AFTER": (5, _positive_int, "a positive whole number of seconds"),
@@ -132,6 +134,16 @@ class PiAuthSettings:
         """The (connect, read) timeout every upstream call uses unless it has its own."""
         values = self._load()
         return (values["CONNECT_TIMEOUT"], values["READ_TIMEOUT"])
+
+    @property
+    def deadline(self) -> float:
+        """Seconds a whole upstream call may take (connect, headers and body), however
+        slowly the upstream drips its answer: ``CALL_DEADLINE``, by default
+        ``CONNECT_TIMEOUT + 2 * READ_TIMEOUT``."""
+        values = self._load()
+        if values["CALL_DEADLINE"] is not None:
+            return float(values["CALL_DEADLINE"])
+        return float(values["CONNECT_TIMEOUT"] + 2 * values["READ_TIMEOUT"])
 
     def reload(self) -> None:
         with self._lock:
