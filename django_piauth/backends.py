@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from . import checks  # noqa: F401  (registers piauth.E003 even when the app is not installed)
 from .conf import on_reload, piauth_settings
-from .exceptions import IdentityRejected, InvalidToken, UserInactive
+from .exceptions import IdentityRejected, InvalidCredentials, InvalidToken, UserInactive
 from .linked import linked_pioneer, linked_user
 from .providers.peerid import PeerIDIdentity, PeerIDTokens, get_peerid_client
 from .providers.pi import PiIdentity
@@ -300,7 +300,8 @@ on_reload(_configured.clear)
 
 class PeerIDBackend(LinkedAccountBackend):
     """PeerID sign-in: ``authenticate(request, peerid_login=..., peerid_password=...)``
-    (or ``peerid_mobile=...``) and ``authenticate(request, peerid_code=...)``.
+    (``peerid_mobile=...`` beside it, or alone if ``PEERID_ALLOW_MOBILE_SIGN_IN``) and
+    ``authenticate(request, peerid_code=...)``.
 
     Returns ``None`` for refused credentials, a code PeerID will not exchange, a token
     issued for another app, or an inactive user; raises ``UpstreamUnavailable`` when
@@ -326,9 +327,25 @@ class PeerIDBackend(LinkedAccountBackend):
             return None
         return user
 
+    @staticmethod
+    def secrets_suffice(password: str | None, mobile: str | None) -> bool:
+        """Whether a login may be sent to PeerID with these: a password (a mobile number
+        beside it is fine), or a mobile number alone only when
+        ``PIAUTH['PEERID_ALLOW_MOBILE_SIGN_IN']`` is on. PeerID accepts either, but a
+        phone number is no secret: whoever knows it could sign in as its owner."""
+        if password:
+            return True
+        return bool(mobile) and piauth_settings.PEERID_ALLOW_MOBILE_SIGN_IN
+
     def sign_in_with_password(self, request: HttpRequest | None, login: str, *,
                               password: str | None = None, mobile: str | None = None):
-        """(user, credential) for a login with password and/or mobile; see ``authenticate``."""
+        """(user, credential) for a login with password and/or mobile; see ``authenticate``.
+
+        Without a password (and mobile sign-in not allowed) it raises
+        ``InvalidCredentials`` without asking PeerID.
+        """
+        if not self.secrets_suffice(password, mobile):
+            raise InvalidCredentials("a password is required to sign in with PeerID")
         tokens = get_peerid_client().password_grant(login, password=password, mobile=mobile)
         return self.sign_in_with_tokens(request, tokens, login=login)
 

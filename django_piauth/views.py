@@ -110,7 +110,8 @@ class PiLoginView(JsonPostView):
 
 
 class PeerIDLoginView(JsonPostView):
-    """POST ``login`` with ``password`` and/or ``mobile``: PeerID's password flow."""
+    """POST ``login`` with ``password`` (and optionally ``mobile``): PeerID's password
+    flow. ``mobile`` alone only with ``PIAUTH['PEERID_ALLOW_MOBILE_SIGN_IN']``."""
 
     def handle(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
         login_name, password, mobile = (data.get(k) for k in ("login", "password", "mobile"))
@@ -118,8 +119,11 @@ class PeerIDLoginView(JsonPostView):
             return bad_request("login is required.", "missing_login")
         password = password if isinstance(password, str) and password else None
         mobile = mobile if isinstance(mobile, str) and mobile else None
-        if password is None and mobile is None:
-            return bad_request("password or mobile is required.", "missing_password")
+        if not PeerIDBackend.secrets_suffice(password, mobile):
+            if piauth_settings.PEERID_ALLOW_MOBILE_SIGN_IN:
+                return bad_request("password or mobile is required.", "missing_password")
+            return bad_request("password is required (a mobile number alone does not "
+                               "sign in).", "missing_password")
         credential, refused = sign_in(request, PeerIDBackend, lambda backend: (
             backend.sign_in_with_password(request, login_name, password=password,
                                           mobile=mobile)))
