@@ -22,6 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from . import checks  # noqa: F401  (registers piauth.E003 even when the app is not installed)
 from .conf import on_reload, piauth_settings
@@ -221,11 +222,15 @@ class PiBackend(LinkedAccountBackend):
 
     provider = "pi"
 
+    # sensitive_variables: an unexpected error must not put the token in Django's error
+    # reports (the frames below a decorated one are covered by its names).
+
     def verify_identity(self, identity: PiIdentity) -> bool:
         """Refuse identities missing a scope listed in ``PIAUTH['PI_REQUIRED_SCOPES']``."""
         required = piauth_settings.PI_REQUIRED_SCOPES
         return not required or set(required) <= set(identity.scopes)
 
+    @sensitive_variables("pi_access_token")
     def authenticate(self, request: HttpRequest | None, pi_access_token: str | None = None,
                      **kwargs: Any) -> AbstractBaseUser | None:
         if pi_access_token is None:
@@ -237,6 +242,7 @@ class PiBackend(LinkedAccountBackend):
             return None
         return user
 
+    @sensitive_variables("token")
     def authenticate_token(self, request: HttpRequest | None,
                            token: str) -> tuple[AbstractBaseUser, PiIdentity]:
         """Verify ``token`` upstream and return (user, identity).
@@ -250,6 +256,7 @@ class PiBackend(LinkedAccountBackend):
             user = self.sign_in_cached(request, verification.identity)
         return user, verification.identity
 
+    @sensitive_variables("pi_access_token")
     async def aauthenticate(self, request: HttpRequest | None,
                             pi_access_token: str | None = None,
                             **kwargs: Any) -> AbstractBaseUser | None:
@@ -262,6 +269,7 @@ class PiBackend(LinkedAccountBackend):
             return None
         return user
 
+    @sensitive_variables("token")
     async def aauthenticate_token(self, request: HttpRequest | None,
                                   token: str) -> tuple[AbstractBaseUser, PiIdentity]:
         """:meth:`authenticate_token` for async views: the event loop never waits on
@@ -311,6 +319,7 @@ class PeerIDBackend(LinkedAccountBackend):
 
     provider = "peerid"
 
+    @sensitive_variables("peerid_password", "peerid_mobile", "peerid_code")
     def authenticate(self, request: HttpRequest | None, peerid_login: str | None = None,
                      peerid_password: str | None = None, peerid_mobile: str | None = None,
                      peerid_code: str | None = None, **kwargs: Any) -> AbstractBaseUser | None:
@@ -337,6 +346,7 @@ class PeerIDBackend(LinkedAccountBackend):
             return True
         return bool(mobile) and piauth_settings.PEERID_ALLOW_MOBILE_SIGN_IN
 
+    @sensitive_variables()  # every frame below too: PeerID's client puts them in a body
     def sign_in_with_password(self, request: HttpRequest | None, login: str, *,
                               password: str | None = None, mobile: str | None = None):
         """(user, credential) for a login with password and/or mobile; see ``authenticate``.
@@ -349,6 +359,7 @@ class PeerIDBackend(LinkedAccountBackend):
         tokens = get_peerid_client().password_grant(login, password=password, mobile=mobile)
         return self.sign_in_with_tokens(request, tokens, login=login)
 
+    @sensitive_variables()
     def sign_in_with_code(self, request: HttpRequest | None, code: str):
         """(user, credential) for an authorization code, exchanged once."""
         return self.sign_in_with_tokens(request, get_peerid_client().exchange_code(code))

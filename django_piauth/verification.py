@@ -28,6 +28,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import BaseCache, caches
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import built_from_settings, on_reload, piauth_settings
 from .exceptions import InvalidToken, MalformedToken, UpstreamUnavailable
@@ -175,6 +176,20 @@ _flights = SingleFlight(on_failure=lambda why: UpstreamUnavailable(why, service=
 on_reload(_flights.forget_warnings)
 
 
+@sensitive_variables()  # the token travels in headers below: no frame may show it
+def _ask_upstream(token: str, digest: str) -> Verdict:
+    """The Pi Platform's verdict on ``token``: one ``/v2/me`` call."""
+    logger.debug("verifying Pi access token %s with /v2/me", digest[:12])
+    try:
+        identity = get_pi_client().me(token)
+    except InvalidToken:
+        logger.info("the Pi Platform rejected access token %s", digest[:12])
+        return _rejected()
+    logger.debug("Pi access token %s belongs to uid %s", digest[:12], identity.uid)
+    return _verified(identity)
+
+
+@sensitive_variables("token")  # kept out of Django's error reports
 def verify_pi_token(token: object) -> Verification:
     """Who ``token`` belongs to, from the caches or from one ``/v2/me`` call.
 
@@ -188,15 +203,8 @@ def verify_pi_token(token: object) -> Verification:
         return Verification(_identity(verdict), from_upstream=False)
     cache = token_cache()
 
-    def ask_upstream() -> Verdict:
-        logger.debug("verifying Pi access token %s with /v2/me", digest[:12])
-        try:
-            identity = get_pi_client().me(token)
-        except InvalidToken:
-            logger.info("the Pi Platform rejected access token %s", digest[:12])
-            return _rejected()
-        logger.debug("Pi access token %s belongs to uid %s", digest[:12], identity.uid)
-        return _verified(identity)
+    def ask_upstream() -> Verdict:  # not a partial: its repr would show the token
+        return _ask_upstream(token, digest)
 
     connect, read = piauth_settings.timeout
     verdict, asked_upstream = _flights.run(

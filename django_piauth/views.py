@@ -2,6 +2,10 @@
 
 CSRF protection stays on: the page that calls them sets the CSRF cookie
 (``ensure_csrf_cookie``) and sends ``X-CSRFToken``.
+
+Passwords, tokens and codes are kept out of Django's error reports: the form fields
+that carry them are ``sensitive_post_parameters`` and the locals that hold them (a JSON
+body is parsed into ``data``) ``sensitive_variables``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from .backends import LinkedAccountBackend, PeerIDBackend, PiBackend, configured_backend
 from .conf import piauth_settings
@@ -83,6 +88,7 @@ class JsonPostView(View):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return super().dispatch(request, *args, **kwargs)
 
+    @sensitive_variables("data")
     def post(self, request: HttpRequest) -> HttpResponse:
         try:
             data = request_data(request)
@@ -94,9 +100,11 @@ class JsonPostView(View):
         raise NotImplementedError
 
 
+@method_decorator(sensitive_post_parameters("accessToken"), name="dispatch")
 class PiLoginView(JsonPostView):
     """POST ``{"accessToken": ...}``: verify it with ``/v2/me``, then start a session."""
 
+    @sensitive_variables("data", "token")
     def handle(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
         token = data.get("accessToken")
         if not isinstance(token, str) or not token:
@@ -109,10 +117,12 @@ class PiLoginView(JsonPostView):
         return JsonResponse({"uid": identity.uid, "username": identity.username})
 
 
+@method_decorator(sensitive_post_parameters("password", "mobile"), name="dispatch")
 class PeerIDLoginView(JsonPostView):
     """POST ``login`` with ``password`` (and optionally ``mobile``): PeerID's password
     flow. ``mobile`` alone only with ``PIAUTH['PEERID_ALLOW_MOBILE_SIGN_IN']``."""
 
+    @sensitive_variables("data", "password", "mobile")
     def handle(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
         login_name, password, mobile = (data.get(k) for k in ("login", "password", "mobile"))
         if not isinstance(login_name, str) or not login_name:
@@ -159,6 +169,7 @@ class PeerIDCallbackView(View):
 
     http_method_names = ["get"]
 
+    @sensitive_variables("code")
     def get(self, request: HttpRequest) -> HttpResponse:
         expected = request.session.pop(STATE_SESSION_KEY, None)  # a state is used once
         state = request.GET.get("state", "")
