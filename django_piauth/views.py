@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import login, logout
+from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
@@ -54,13 +55,31 @@ def safe_next(request: HttpRequest, next_url: Any) -> str | None:
     return None
 
 
+def login_failed(request: HttpRequest, login_name: str) -> None:
+    """Send Django's ``user_login_failed`` for a PeerID login whose password was refused,
+    as ``authenticate()`` does (these views call the backend directly), so that lockout
+    tools such as django-axes count the failure. The credentials carry the login (under
+    ``username``, where such tools look, and ``peerid_login``), never the password or
+    the mobile number.
+
+    A refused Pi access token or PeerID authorization code sends nothing: there is no
+    username to count against; they are long random strings nobody guesses; and they are
+    mostly refused because they expired, so counting them would lock out the people
+    (or the shared IP addresses) whose app merely sent an old token.
+    """
+    user_login_failed.send(sender=__name__, request=request,
+                           credentials={"username": login_name, "peerid_login": login_name})
+
+
 def sign_in(request: HttpRequest, backend_class: type[LinkedAccountBackend],
             attempt: Callable[[Any], tuple[Any, Any]],
+            on_refused: Callable[[], None] | None = None,
             ) -> tuple[Any, HttpResponse | None]:
     """Run ``attempt(backend)`` and start a session for its user.
 
     Returns (what ``attempt`` returned second, None) on success, or (None, the 401/503
-    response) when upstream said no or could not say. Nobody is signed in then.
+    response) when upstream said no or could not say. Nobody is signed in then;
+    ``on_refused()`` runs when upstream (or the backend) said no.
     """
     backend, backend_path = configured_backend(backend_class)
     if backend_path is None:
@@ -71,6 +90,8 @@ def sign_in(request: HttpRequest, backend_class: type[LinkedAccountBackend],
         user, detail = attempt(backend)
     except InvalidToken as exc:
         logger.info("%s sign-in refused: %s", backend.provider, exc)
+        if on_refused is not None:
+            on_refused()
         return None, json_rejection(exc)
     except UpstreamUnavailable as exc:
         logger.warning("%s unavailable during sign-in: %s", backend.provider, exc)
@@ -136,7 +157,8 @@ class PeerIDLoginView(JsonPostView):
                                "sign in).", "missing_password")
         credential, refused = sign_in(request, PeerIDBackend, lambda backend: (
             backend.sign_in_with_password(request, login_name, password=password,
-                                          mobile=mobile)))
+                                          mobile=mobile)),
+            on_refused=lambda: login_failed(request, login_name))
         if refused is not None:
             return refused
         pioneer = credential.pioneer

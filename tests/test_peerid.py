@@ -142,6 +142,45 @@ def test_wrong_password_is_refused_and_nobody_is_signed_in(client, alice, fake_p
     assert not Pioneer.objects.exists()
 
 
+@pytest.fixture
+def login_failures():
+    """What ``user_login_failed`` receivers (django-axes, ...) are sent."""
+    from django.contrib.auth.signals import user_login_failed
+
+    received = []
+
+    def receiver(sender, credentials, request=None, **kwargs):
+        received.append({"credentials": credentials, "request": request, **kwargs})
+
+    user_login_failed.connect(receiver, dispatch_uid="test-login-failures")
+    yield received
+    user_login_failed.disconnect(dispatch_uid="test-login-failures")
+
+
+def test_a_refused_password_tells_lockout_tools_the_login_never_the_password(
+        client, alice, fake_pi, login_failures):
+    response = post_json(client, LOGIN, {"login": "alice", "password": "wrong-123",
+                                         "mobile": "+15550100"})
+    assert response.status_code == 401
+    assert len(login_failures) == 1
+    failure = login_failures[0]
+    assert failure["credentials"] == {"username": "alice", "peerid_login": "alice"}
+    assert failure["request"].path == LOGIN
+    assert "wrong-123" not in repr(failure) and "+15550100" not in repr(failure)
+
+    assert post_json(client, LOGIN, {"login": "alice", "password": PASSWORD}).status_code == 200
+    assert post_json(client, "/auth/pi/login/", {"accessToken": "forged"}).status_code == 401
+    assert len(login_failures) == 1  # neither a sign-in nor a refused Pi token counts
+
+
+def test_authenticate_with_a_refused_password_fails_once(alice, login_failures):
+    from django.contrib.auth import authenticate
+
+    assert authenticate(None, peerid_login="alice", peerid_password="wrong-123") is None
+    assert len(login_failures) == 1  # Django's own, with the password cleansed
+    assert "wrong-123" not in repr(login_failures)
+
+
 @pytest.mark.parametrize(("data", "code"), [
     ({"password": PASSWORD}, "missing_login"),
     ({"login": "alice"}, "missing_password"),
