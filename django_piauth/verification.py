@@ -149,9 +149,21 @@ class LocalVerdicts:
         if entry is None:
             return False
         if entry[1][0] <= time.time():
-            self._entries.pop(key, None)
+            self.forget(key, entry)
             return False
         return True
+
+    def forget(self, key: str, entry: tuple[float, Verdict] | None = None) -> None:
+        """Drop the entry under ``key`` (only if it is still ``entry``, when given).
+
+        Under the lock, like ``put``: an unlocked removal between ``put`` storing a key
+        and moving it to the end made ``move_to_end`` raise ``KeyError``, and could drop
+        the fresh verdict another thread had just put in place of an expired one.
+        Reads (``get``) stay lock-free.
+        """
+        with self._lock:
+            if entry is None or self._entries.get(key) is entry:
+                self._entries.pop(key, None)
 
     def put(self, key: str, verdict: Verdict) -> None:
         local_ttl = piauth_settings.LOCAL_CACHE_TTL

@@ -374,6 +374,52 @@ def test_the_local_copy_remembers_a_token_was_seen_until_its_verdict_ends(clock)
     assert not local.seen("k")
 
 
+def test_forgetting_an_expired_entry_never_races_a_put_of_the_same_key():
+    """seen() finds an expired entry; before it drops it, another thread puts a fresh
+    verdict there (and is still ordering its entries). The fresh verdict must survive
+    and put() must not fail."""
+    from collections import OrderedDict
+
+    from django_piauth.verification import LocalVerdicts
+
+    read_expired, stored = threading.Event(), threading.Event()
+
+    class Interleaved(OrderedDict):
+        def get(self, key, default=None):
+            value = super().get(key, default)
+            if threading.current_thread().name == "seen" and not read_expired.is_set():
+                read_expired.set()
+                stored.wait(timeout=2)  # the put below has stored its verdict meanwhile
+            return value
+
+        def __setitem__(self, key, value):
+            super().__setitem__(key, value)
+            if threading.current_thread().name == "put":
+                stored.set()
+                time.sleep(0.2)  # between storing and move_to_end: seen() acts now
+
+    local = LocalVerdicts()
+    local._entries = Interleaved()
+    local.put("k", (time.time() - 1, ("old-uid", "name", (), None)))  # expired
+    fresh = (time.time() + 60, ("new-uid", "name", (), None))
+    errors = []
+
+    def put():
+        try:
+            local.put("k", fresh)
+        except Exception as exc:
+            errors.append(exc)
+
+    seen = threading.Thread(target=local.seen, args=("k",), name="seen")
+    putter = threading.Thread(target=lambda: (read_expired.wait(2), put()), name="put")
+    seen.start()
+    putter.start()
+    seen.join(5)
+    putter.join(5)
+    assert errors == []
+    assert local.get("k") == fresh
+
+
 @pytest.fixture
 def cache_down(settings, fake_pi):
     settings.CACHES = {**settings.CACHES,
