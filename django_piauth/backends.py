@@ -31,7 +31,12 @@ from .linked import linked_pioneer, linked_user
 from .providers.peerid import PeerIDIdentity, PeerIDTokens, get_peerid_client
 from .providers.pi import PiIdentity
 from .signals import pioneer_authenticated, pioneer_created
-from .verification import averify_pi_token, verify_pi_token
+from .verification import (
+    averify_pi_token,
+    averify_pi_token_again,
+    verify_pi_token,
+    verify_pi_token_again,
+)
 
 logger = logging.getLogger("django_piauth")
 
@@ -196,17 +201,20 @@ class LinkedAccountBackend(BaseBackend):
         )
         return user, pioneer
 
-    def sign_in_cached(self, request: HttpRequest | None, identity: Any) -> AbstractBaseUser:
+    def sign_in_cached(self, request: HttpRequest | None,
+                       identity: Any) -> AbstractBaseUser | None:
         """The user of an identity verified earlier (from the cache): one query, no write.
 
-        The user is read on every request, so deactivating or deleting it takes effect
-        at once. An identity whose Pioneer is gone is linked again as a fresh one.
+        The user is read on every request, so deactivating it takes effect at once.
+        ``None`` when nobody is linked to the identity any more (the user or its Pioneer
+        was deleted): deleting is erasure, not a ban, so the person may come back, but
+        only on a fresh word from upstream, never on the cached one.
         """
         if not self.verify_identity(identity):
             raise IdentityRejected("the identity was refused by verify_identity")
         user = linked_user(self.provider, identity.uid)
         if user is None:
-            return self.sign_in(request, identity)[0]
+            return None
         if not self.user_can_authenticate(user):
             raise UserInactive("the linked user is inactive")
         return user
@@ -247,13 +255,19 @@ class PiBackend(LinkedAccountBackend):
                            token: str) -> tuple[AbstractBaseUser, PiIdentity]:
         """Verify ``token`` upstream and return (user, identity).
 
+        A verdict some cache held already whose identity is linked to nobody (the user
+        was deleted) is forgotten and the token verified again: only that answer may
+        create the account anew.
         Raises ``InvalidToken`` (and subclasses) or ``UpstreamUnavailable``.
         """
         verification = verify_pi_token(token)
-        if verification.from_upstream:
-            user, _pioneer = self.sign_in(request, verification.identity)
-        else:
+        if not verification.from_upstream:
             user = self.sign_in_cached(request, verification.identity)
+            if user is not None:
+                return user, verification.identity
+            if not verification.fresh:
+                verification = verify_pi_token_again(token)
+        user, _pioneer = self.sign_in(request, verification.identity)
         return user, verification.identity
 
     @sensitive_variables("pi_access_token")
@@ -275,10 +289,13 @@ class PiBackend(LinkedAccountBackend):
         """:meth:`authenticate_token` for async views: the event loop never waits on
         upstream or the database."""
         verification = await averify_pi_token(token)
-        if verification.from_upstream:
-            user, _pioneer = await sync_to_async(self.sign_in)(request, verification.identity)
-        else:
+        if not verification.from_upstream:
             user = await sync_to_async(self.sign_in_cached)(request, verification.identity)
+            if user is not None:
+                return user, verification.identity
+            if not verification.fresh:
+                verification = await averify_pi_token_again(token)
+        user, _pioneer = await sync_to_async(self.sign_in)(request, verification.identity)
         return user, verification.identity
 
 

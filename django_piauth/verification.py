@@ -33,7 +33,7 @@ from django.views.decorators.debug import sensitive_variables
 from .conf import built_from_settings, on_reload, piauth_settings
 from .exceptions import InvalidToken, MalformedToken, UpstreamUnavailable
 from .providers.pi import SERVICE, PiIdentity, get_pi_client
-from .singleflight import SingleFlight
+from .singleflight import SingleFlight, Source
 
 logger = logging.getLogger("django_piauth")
 
@@ -42,6 +42,9 @@ class Verification:
     identity: PiIdentity
     #: True only for the one request whose ``/v2/me`` call produced this answer.
     from_upstream: bool
+    #: True when the answer was made during this request, by its own ``/v2/me`` call or
+    #: one it waited for; False for a verdict some cache held already.
+    fresh: bool = False
 
 
 def check_token_format(token: object) -> str:
@@ -213,21 +216,52 @@ def verify_pi_token(token: object) -> Verification:
     verdict = local_verdicts.get(key)
     if verdict is not None:
         return Verification(_identity(verdict), from_upstream=False)
-    cache = token_cache()
+    return _shared_or_upstream(token, digest, key, expect_value=local_verdicts.seen(key))
+
+
+@sensitive_variables("token")
+def verify_pi_token_again(token: object) -> Verification:
+    """Who ``token`` belongs to, asked anew: its cached verdict (the shared cache's and
+    this process's copy) is forgotten first, so the answer comes from a ``/v2/me`` call,
+    this one's or a concurrent request's that is waited for.
+
+    For a cached verdict whose identity nobody is linked to any more (the user or the
+    Pioneer was deleted): only upstream may vouch for a new account.
+    """
+    token = check_token_format(token)
+    digest = token_digest(token)
+    key = verdict_key(digest)
+    local_verdicts.forget(key)
+    try:
+        token_cache().delete(key)
+    except Exception as exc:  # a shared cache that fails is done without
+        _flights.cache_failed(exc)
+    return _shared_or_upstream(token, digest, key, expect_value=False)
+
+
+def _shared_or_upstream(token: str, digest: str, key: str, *,
+                        expect_value: bool) -> Verification:
+    """The verdict from the shared cache, or from one ``/v2/me`` call (single flight)."""
 
     def ask_upstream() -> Verdict:  # not a partial: its repr would show the token
         return _ask_upstream(token, digest)
 
     connect, read = piauth_settings.timeout
-    verdict, asked_upstream = _flights.run(
-        cache, key, ask_upstream, lock_timeout=connect + read + 1, is_value=_usable,
-        lifetime=lambda v: v[0] - time.time(), expect_value=local_verdicts.seen(key))
+    verdict, source = _flights.run(
+        token_cache(), key, ask_upstream, lock_timeout=connect + read + 1, is_value=_usable,
+        lifetime=lambda v: v[0] - time.time(), expect_value=expect_value)
     if _usable(verdict):
         local_verdicts.put(key, verdict)
-    return Verification(_identity(verdict), from_upstream=asked_upstream)
+    return Verification(_identity(verdict), from_upstream=source is Source.COMPUTED,
+                        fresh=source.fresh)
 
 
 async def averify_pi_token(token: object) -> Verification:
     """:func:`verify_pi_token` for async code: the waiting happens off the event loop."""
     return await sync_to_async(verify_pi_token, thread_sensitive=False)(token)
+
+
+async def averify_pi_token_again(token: object) -> Verification:
+    """:func:`verify_pi_token_again` for async code."""
+    return await sync_to_async(verify_pi_token_again, thread_sensitive=False)(token)
 
