@@ -48,6 +48,14 @@ _USERNAME_ATTEMPTS = 8
 _retrying_username: ContextVar[bool] = ContextVar("piauth_retrying_username", default=False)
 
 
+def _stored_username(identity: Any) -> str:
+    """The upstream username as ``Pioneer.username`` can hold it: cut to the column's
+    length (upstream sets no limit; PostgreSQL refuses a longer value with an error)."""
+    from .models import Pioneer
+
+    return (identity.username or "")[:Pioneer._meta.get_field("username").max_length]
+
+
 class LinkedAccountBackend(BaseBackend):
     """What every provider's backend shares: linked Pioneers and ``get_user``."""
 
@@ -148,7 +156,7 @@ class LinkedAccountBackend(BaseBackend):
                         user=user,
                         provider=self.provider,
                         uid=identity.uid,
-                        username=identity.username or "",
+                        username=_stored_username(identity),
                         scopes=list(getattr(identity, "scopes", ())),
                         last_verified_at=timezone.now(),
                     )
@@ -175,8 +183,9 @@ class LinkedAccountBackend(BaseBackend):
         interval = timedelta(seconds=piauth_settings.LAST_VERIFIED_INTERVAL)
         if pioneer.last_verified_at is None or now - pioneer.last_verified_at >= interval:
             changes["last_verified_at"] = now
-        if identity.username and identity.username != pioneer.username:
-            changes["username"] = identity.username
+        username = _stored_username(identity)
+        if username and username != pioneer.username:
+            changes["username"] = username
         scopes = list(getattr(identity, "scopes", ()))
         if scopes != pioneer.scopes:
             changes["scopes"] = scopes
