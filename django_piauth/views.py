@@ -56,8 +56,8 @@ def safe_next(request: HttpRequest, next_url: Any) -> str | None:
 
 
 def login_failed(request: HttpRequest, login_name: str) -> None:
-    """Send Django's ``user_login_failed`` for a PeerID login whose password was refused,
-    as ``authenticate()`` does (these views call the backend directly), so that lockout
+    """Send Django's ``user_login_failed`` for a refused PeerID login (a wrong password,
+    mostly), as ``authenticate()`` does (these views call the backend directly), so lockout
     tools such as django-axes count the failure. The credentials carry the login (under
     ``username``, where such tools look, and ``peerid_login``), never the password or
     the mobile number.
