@@ -51,7 +51,10 @@ class PeerIDCredentialAdmin(admin.ModelAdmin):
         # Never load (decrypt) the tokens to draw a page that does not show them.
         return super().get_queryset(request).defer("access_token", "refresh_token")
 
-    @admin.action(description="Revoke: forget the tokens and end their sessions")
+    # Revoking changes the rows: staff who may only view credentials are not offered it,
+    # and a forged POST of the action is refused (Django checks the permission).
+    @admin.action(description="Revoke: forget the tokens and end their sessions",
+                  permissions=["change"])
     def revoke_credentials(self, request: HttpRequest, queryset: Any) -> None:
         count = 0
         for credential in queryset:

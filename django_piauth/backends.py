@@ -22,15 +22,21 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from . import checks  # noqa: F401  (registers piauth.E003 even when the app is not installed)
 from .conf import on_reload, piauth_settings
-from .exceptions import IdentityRejected, InvalidToken, UserInactive
+from .exceptions import IdentityRejected, InvalidCredentials, InvalidToken, UserInactive
 from .linked import linked_pioneer, linked_user
 from .providers.peerid import PeerIDIdentity, PeerIDTokens, get_peerid_client
 from .providers.pi import PiIdentity
 from .signals import pioneer_authenticated, pioneer_created
-from .verification import averify_pi_token, verify_pi_token
+from .verification import (
+    averify_pi_token,
+    averify_pi_token_again,
+    verify_pi_token,
+    verify_pi_token_again,
+)
 
 logger = logging.getLogger("django_piauth")
 
@@ -40,6 +46,14 @@ _USERNAME_ATTEMPTS = 8
 #: Set while a new Pioneer is retried: its username then gets a random suffix, so that
 #: many concurrent new Pioneers with one name do not keep picking the same next one.
 _retrying_username: ContextVar[bool] = ContextVar("piauth_retrying_username", default=False)
+
+
+def _stored_username(identity: Any) -> str:
+    """The upstream username as ``Pioneer.username`` can hold it: cut to the column's
+    length (upstream sets no limit; PostgreSQL refuses a longer value with an error)."""
+    from .models import Pioneer
+
+    return (identity.username or "")[:Pioneer._meta.get_field("username").max_length]
 
 
 class LinkedAccountBackend(BaseBackend):
@@ -142,7 +156,7 @@ class LinkedAccountBackend(BaseBackend):
                         user=user,
                         provider=self.provider,
                         uid=identity.uid,
-                        username=identity.username or "",
+                        username=_stored_username(identity),
                         scopes=list(getattr(identity, "scopes", ())),
                         last_verified_at=timezone.now(),
                     )
@@ -169,8 +183,9 @@ class LinkedAccountBackend(BaseBackend):
         interval = timedelta(seconds=piauth_settings.LAST_VERIFIED_INTERVAL)
         if pioneer.last_verified_at is None or now - pioneer.last_verified_at >= interval:
             changes["last_verified_at"] = now
-        if identity.username and identity.username != pioneer.username:
-            changes["username"] = identity.username
+        username = _stored_username(identity)
+        if username and username != pioneer.username:
+            changes["username"] = username
         scopes = list(getattr(identity, "scopes", ()))
         if scopes != pioneer.scopes:
             changes["scopes"] = scopes
@@ -195,17 +210,20 @@ class LinkedAccountBackend(BaseBackend):
         )
         return user, pioneer
 
-    def sign_in_cached(self, request: HttpRequest | None, identity: Any) -> AbstractBaseUser:
+    def sign_in_cached(self, request: HttpRequest | None,
+                       identity: Any) -> AbstractBaseUser | None:
         """The user of an identity verified earlier (from the cache): one query, no write.
 
-        The user is read on every request, so deactivating or deleting it takes effect
-        at once. An identity whose Pioneer is gone is linked again as a fresh one.
+        The user is read on every request, so deactivating it takes effect at once.
+        ``None`` when nobody is linked to the identity any more (the user or its Pioneer
+        was deleted): deleting is erasure, not a ban, so the person may come back, but
+        only on a fresh word from upstream, never on the cached one.
         """
         if not self.verify_identity(identity):
             raise IdentityRejected("the identity was refused by verify_identity")
         user = linked_user(self.provider, identity.uid)
         if user is None:
-            return self.sign_in(request, identity)[0]
+            return None
         if not self.user_can_authenticate(user):
             raise UserInactive("the linked user is inactive")
         return user
@@ -221,11 +239,15 @@ class PiBackend(LinkedAccountBackend):
 
     provider = "pi"
 
+    # sensitive_variables: an unexpected error must not put the token in Django's error
+    # reports (the frames below a decorated one are covered by its names).
+
     def verify_identity(self, identity: PiIdentity) -> bool:
         """Refuse identities missing a scope listed in ``PIAUTH['PI_REQUIRED_SCOPES']``."""
         required = piauth_settings.PI_REQUIRED_SCOPES
         return not required or set(required) <= set(identity.scopes)
 
+    @sensitive_variables("pi_access_token")
     def authenticate(self, request: HttpRequest | None, pi_access_token: str | None = None,
                      **kwargs: Any) -> AbstractBaseUser | None:
         if pi_access_token is None:
@@ -237,19 +259,27 @@ class PiBackend(LinkedAccountBackend):
             return None
         return user
 
+    @sensitive_variables("token")
     def authenticate_token(self, request: HttpRequest | None,
                            token: str) -> tuple[AbstractBaseUser, PiIdentity]:
         """Verify ``token`` upstream and return (user, identity).
 
+        A verdict some cache held already whose identity is linked to nobody (the user
+        was deleted) is forgotten and the token verified again: only that answer may
+        create the account anew.
         Raises ``InvalidToken`` (and subclasses) or ``UpstreamUnavailable``.
         """
         verification = verify_pi_token(token)
-        if verification.from_upstream:
-            user, _pioneer = self.sign_in(request, verification.identity)
-        else:
+        if not verification.from_upstream:
             user = self.sign_in_cached(request, verification.identity)
+            if user is not None:
+                return user, verification.identity
+            if not verification.fresh:
+                verification = verify_pi_token_again(token)
+        user, _pioneer = self.sign_in(request, verification.identity)
         return user, verification.identity
 
+    @sensitive_variables("pi_access_token")
     async def aauthenticate(self, request: HttpRequest | None,
                             pi_access_token: str | None = None,
                             **kwargs: Any) -> AbstractBaseUser | None:
@@ -262,15 +292,19 @@ class PiBackend(LinkedAccountBackend):
             return None
         return user
 
+    @sensitive_variables("token")
     async def aauthenticate_token(self, request: HttpRequest | None,
                                   token: str) -> tuple[AbstractBaseUser, PiIdentity]:
         """:meth:`authenticate_token` for async views: the event loop never waits on
         upstream or the database."""
         verification = await averify_pi_token(token)
-        if verification.from_upstream:
-            user, _pioneer = await sync_to_async(self.sign_in)(request, verification.identity)
-        else:
+        if not verification.from_upstream:
             user = await sync_to_async(self.sign_in_cached)(request, verification.identity)
+            if user is not None:
+                return user, verification.identity
+            if not verification.fresh:
+                verification = await averify_pi_token_again(token)
+        user, _pioneer = await sync_to_async(self.sign_in)(request, verification.identity)
         return user, verification.identity
 
 
@@ -300,7 +334,8 @@ on_reload(_configured.clear)
 
 class PeerIDBackend(LinkedAccountBackend):
     """PeerID sign-in: ``authenticate(request, peerid_login=..., peerid_password=...)``
-    (or ``peerid_mobile=...``) and ``authenticate(request, peerid_code=...)``.
+    (``peerid_mobile=...`` beside it, or alone if ``PEERID_ALLOW_MOBILE_SIGN_IN``) and
+    ``authenticate(request, peerid_code=...)``.
 
     Returns ``None`` for refused credentials, a code PeerID will not exchange, a token
     issued for another app, or an inactive user; raises ``UpstreamUnavailable`` when
@@ -310,6 +345,7 @@ class PeerIDBackend(LinkedAccountBackend):
 
     provider = "peerid"
 
+    @sensitive_variables("peerid_password", "peerid_mobile", "peerid_code")
     def authenticate(self, request: HttpRequest | None, peerid_login: str | None = None,
                      peerid_password: str | None = None, peerid_mobile: str | None = None,
                      peerid_code: str | None = None, **kwargs: Any) -> AbstractBaseUser | None:
@@ -326,12 +362,30 @@ class PeerIDBackend(LinkedAccountBackend):
             return None
         return user
 
+    @staticmethod
+    def secrets_suffice(password: str | None, mobile: str | None) -> bool:
+        """Whether a login may be sent to PeerID with these: a password (a mobile number
+        beside it is fine), or a mobile number alone only when
+        ``PIAUTH['PEERID_ALLOW_MOBILE_SIGN_IN']`` is on. PeerID accepts either, but a
+        phone number is no secret: whoever knows it could sign in as its owner."""
+        if password:
+            return True
+        return bool(mobile) and piauth_settings.PEERID_ALLOW_MOBILE_SIGN_IN
+
+    @sensitive_variables()  # every frame below too: PeerID's client puts them in a body
     def sign_in_with_password(self, request: HttpRequest | None, login: str, *,
                               password: str | None = None, mobile: str | None = None):
-        """(user, credential) for a login with password and/or mobile; see ``authenticate``."""
+        """(user, credential) for a login with password and/or mobile; see ``authenticate``.
+
+        Without a password (and mobile sign-in not allowed) it raises
+        ``InvalidCredentials`` without asking PeerID.
+        """
+        if not self.secrets_suffice(password, mobile):
+            raise InvalidCredentials("a password is required to sign in with PeerID")
         tokens = get_peerid_client().password_grant(login, password=password, mobile=mobile)
         return self.sign_in_with_tokens(request, tokens, login=login)
 
+    @sensitive_variables()
     def sign_in_with_code(self, request: HttpRequest | None, code: str):
         """(user, credential) for an authorization code, exchanged once."""
         return self.sign_in_with_tokens(request, get_peerid_client().exchange_code(code))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +15,28 @@ from django.utils.module_loading import import_string
 from .conf import piauth_settings
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_warning(key: str, url: str | None, *, travels: str, hint: str,
+                       id: str) -> list[checks.CheckMessage]:
+    """A deploy warning when the URL in ``PIAUTH[key]`` is plain http to another host
+    than this machine (outside ``DEBUG``): what ``travels`` there would go unencrypted."""
+    if settings.DEBUG or not url:
+        return []
+    parts = urlsplit(url)
+    if parts.scheme == "https" or _is_loopback(parts.hostname):
+        return []
+    return [checks.Warning(f"PIAUTH[{key!r}] is {url!r}: {travels} would travel unencrypted.",
+                           hint=hint, id=id)]
 
 
 def _listed_backend_classes() -> list[type]:
@@ -75,20 +98,28 @@ checks.register(check_app_installed)
 
 @checks.register(checks.Tags.security, deploy=True)
 def check_https_upstream(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    if settings.DEBUG:
-        return []
+    """piauth.W004, W014, W015 (deploy): secrets would travel in clear (the SAFE
+    Launcher's is piauth.W043)."""
     try:
-        url = piauth_settings.PI_API_URL
+        pi_api_url = piauth_settings.PI_API_URL
+        peerid_used = piauth_settings.PEERID_CLIENT_ID is not None
+        peerid_url = piauth_settings.PEERID_URL
+        redirect_uri = piauth_settings.PEERID_REDIRECT_URI
     except ImproperlyConfigured:
         return []  # reported by check_settings
-    parts = urlsplit(url)
-    if parts.scheme == "https" or parts.hostname in LOOPBACK_HOSTS:
-        return []
-    return [checks.Warning(
-        f"PIAUTH['PI_API_URL'] is {url!r}: access tokens would travel unencrypted.",
-        hint="Use the https URL of the Pi Platform API.",
-        id="piauth.W004",
-    )]
+    messages = plain_http_warning(
+        "PI_API_URL", pi_api_url, travels="access tokens",
+        hint="Use the https URL of the Pi Platform API.", id="piauth.W004")
+    if peerid_used:
+        messages += plain_http_warning(
+            "PEERID_URL", peerid_url,
+            travels="passwords, the client secret and PeerID tokens",
+            hint="Use the https URL of PeerID.", id="piauth.W014")
+        messages += plain_http_warning(
+            "PEERID_REDIRECT_URI", redirect_uri,
+            travels="authorization codes (and the session cookie set on the callback)",
+            hint="Use an https callback URL.", id="piauth.W015")
+    return messages
 
 
 @checks.register(deploy=True)

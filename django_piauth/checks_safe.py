@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, router
 
+from .checks import plain_http_warning
 from .conf import piauth_settings
 from .providers.safe import (
     KNOWN_PERMISSIONS,
@@ -23,7 +22,6 @@ from .providers.safe import (
     unknown_permissions,
 )
 
-LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 _IDENTITY_HINT = ("Choose the app's id and vendor once: the Launcher keeps the app's data "
                   "under them.")
 
@@ -102,8 +100,6 @@ def check_safe_app_identity(app_configs: Any = None, databases: Sequence[str] | 
 def check_safe_launcher_url(app_configs: Any = None,
                             **kwargs: Any) -> list[checks.CheckMessage]:
     """piauth.W043 (deploy): the SAFE token would travel in clear to another host."""
-    if settings.DEBUG:
-        return []
     try:
         app = piauth_settings.SAFE_APP
         url = piauth_settings.SAFE_LAUNCHER_URL
@@ -111,13 +107,8 @@ def check_safe_launcher_url(app_configs: Any = None,
         return []
     if app is None:
         return []
-    parts = urlsplit(url)
-    if parts.scheme == "https" or parts.hostname in LOOPBACK_HOSTS:
-        return []
-    return [checks.Warning(
-        f"PIAUTH['SAFE_LAUNCHER_URL'] is {url!r}: the SAFE token would travel unencrypted "
-        "to another host.",
+    return plain_http_warning(
+        "SAFE_LAUNCHER_URL", url, travels="the SAFE token",
         hint="Run the Launcher on the same machine (http://localhost:8100) or reach it "
              "over https.",
-        id="piauth.W043",
-    )]
+        id="piauth.W043")

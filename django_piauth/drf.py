@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from django.contrib.auth import logout
+from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.request import Request
@@ -47,6 +48,7 @@ class PiAuthentication(BaseAuthentication):
     keyword = "Bearer"
     backend_class = PiBackend
 
+    @sensitive_variables("header", "credentials", "token")  # not in error reports
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         scheme, _, credentials = header.partition(" ")

@@ -13,10 +13,12 @@ logger = logging.getLogger("django_piauth")
 
 
 class EncryptedTextField(models.TextField):
-    """Plain text in Python, Fernet ciphertext in the database.
+    """Plain text in Python, Fernet ciphertext in the database and in ``dumpdata``.
 
     A stored value no configured key opens reads as ``None`` (and is logged), so a lost
     key means "sign in again", not a crash. Lookups on the value are meaningless.
+    ``dumpdata`` writes ciphertext (under the newest key) and ``loaddata`` stores it as
+    it is, so a dump loads only where a key that opens it is configured.
     """
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> str | None:
@@ -29,6 +31,27 @@ class EncryptedTextField(models.TextField):
                            "keys", self.model.__name__, self.name)
             return None
 
+    def value_to_string(self, obj: Any) -> Any:
+        """What serializers (``dumpdata``) write: ciphertext, never the clear value."""
+        value = self.value_from_object(obj)
+        if value is None or value == "" or isinstance(value, Ciphertext):
+            return value
+        return encrypt(value)
+
+    def to_python(self, value: Any) -> Any:
+        """What deserializers (``loaddata``) and ``full_clean`` read: a value a configured
+        key opens is ciphertext (a dump's), kept as it is rather than encrypted twice;
+        anything else is clear text. Fernet tokens are authenticated, so clear text is
+        never mistaken for ciphertext (and stored unencrypted)."""
+        value = super().to_python(value)
+        if not value or isinstance(value, Ciphertext):
+            return value
+        try:
+            decrypt(value)
+        except UndecryptableValue:
+            return value
+        return Ciphertext(value)
+
     def get_prep_value(self, value: Any) -> Any:
         if isinstance(value, Ciphertext):
             return str(value)
@@ -39,6 +62,7 @@ class EncryptedTextField(models.TextField):
 
 
 class Ciphertext(str):
-    """A value that is already encrypted (``piauth_reencrypt``): stored as it is."""
+    """A value that is already encrypted (``piauth_reencrypt``, ``loaddata``): stored as
+    it is."""
 
     __slots__ = ()

@@ -25,6 +25,7 @@ once a minute.
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
@@ -50,16 +51,30 @@ def is_placeholder(value: Any) -> bool:
     return type(value) is str and value.startswith(_PLACEHOLDER_PREFIX)
 
 
+class Source(enum.Enum):
+    """Where :meth:`SingleFlight.run` got its value."""
+
+    COMPUTED = "computed"  # this call computed it
+    AWAITED = "awaited"  # another caller computed it while this one waited
+    STORED = "stored"  # it was in the cache already, computed earlier
+
+    @property
+    def fresh(self) -> bool:
+        """Computed during this call, by it or by a caller it waited for."""
+        return self is not Source.STORED
+
+
 class _CacheFailed(Exception):
     """The shared cache raised: what it raised is the cause."""
 
 
 class _Flight:
-    __slots__ = ("done", "error", "value")
+    __slots__ = ("done", "error", "source", "value")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.value: Any = None
+        self.source = Source.STORED
         self.error: BaseException | None = None
 
 
@@ -97,8 +112,9 @@ class SingleFlight:
 
     def run(self, cache: BaseCache, key: str, compute: Callable[[], Any], *,
             lock_timeout: float, is_value: Callable[[Any], bool],
-            lifetime: Callable[[Any], float], expect_value: bool = False) -> tuple[Any, bool]:
-        """The value and whether this call computed it."""
+            lifetime: Callable[[Any], float], expect_value: bool = False,
+            ) -> tuple[Any, Source]:
+        """The value and where it came from."""
         with self._lock:
             waiting_for = self._flights.get(key)
             if waiting_for is None:
@@ -109,15 +125,17 @@ class SingleFlight:
                 raise self.failure("waited too long for another request's answer")
             if waiting_for.error is not None:
                 raise waiting_for.error
-            return waiting_for.value, False
+            fresh = waiting_for.source.fresh
+            return waiting_for.value, Source.AWAITED if fresh else Source.STORED
         try:
             try:
-                flight.value, computed = _Across(self, cache, key, compute, lock_timeout,
-                                                 is_value, lifetime).run(expect_value)
+                flight.value, flight.source = _Across(
+                    self, cache, key, compute, lock_timeout, is_value, lifetime,
+                ).run(expect_value)
             except _CacheFailed as failed:
                 self.cache_failed(failed.__cause__ or failed)
-                flight.value, computed = compute(), True
-            return flight.value, computed
+                flight.value, flight.source = compute(), Source.COMPUTED
+            return flight.value, flight.source
         except BaseException as exc:
             flight.error = exc
             raise
@@ -139,9 +157,10 @@ class _Across:
         self.failure_key = f"{key}:failed"
         self.me = uuid.uuid4().hex
 
-    def run(self, expect_value: bool) -> tuple[Any, bool]:
+    def run(self, expect_value: bool) -> tuple[Any, Source]:
         deadline = time.monotonic() + 2 * self.lock_timeout + 1
         pause = 0.002
+        waited = False  # for another process's computation
         found = self._read() if expect_value else {}
         while True:
             current = found.get(self.key)
@@ -152,20 +171,21 @@ class _Across:
                 # the lock, or learn who has it.
                 if self._cache("add", self.key, placeholder(self.me),
                                timeout=self.lock_timeout):
-                    return self._compute_and_store(), True
+                    return self._compute_and_store(), Source.COMPUTED
                 if time.monotonic() > deadline:  # a cache that neither adds nor has it
                     raise self.flights.failure("the cache would not take the lock")
                 found = self._read()
                 continue
             if not is_placeholder(current):
                 if self.is_value(current):
-                    return current, False
+                    return current, Source.AWAITED if waited else Source.STORED
                 # Past its end while the cache still keeps it (the cache's clock is not
                 # ours): compute anew over it.
-                return self._compute_and_store(), True
+                return self._compute_and_store(), Source.COMPUTED
             # Another process computes it: wait for what it stores.
             if time.monotonic() > deadline:
                 raise self.flights.failure("waited too long for another request's answer")
+            waited = True
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
             found = self._read()

@@ -28,11 +28,12 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import BaseCache, caches
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import built_from_settings, on_reload, piauth_settings
 from .exceptions import InvalidToken, MalformedToken, UpstreamUnavailable
 from .providers.pi import SERVICE, PiIdentity, get_pi_client
-from .singleflight import SingleFlight
+from .singleflight import SingleFlight, Source
 
 logger = logging.getLogger("django_piauth")
 
@@ -41,6 +42,9 @@ class Verification:
     identity: PiIdentity
     #: True only for the one request whose ``/v2/me`` call produced this answer.
     from_upstream: bool
+    #: True when the answer was made during this request, by its own ``/v2/me`` call or
+    #: one it waited for; False for a verdict some cache held already.
+    fresh: bool = False
 
 
 def check_token_format(token: object) -> str:
@@ -148,9 +152,21 @@ class LocalVerdicts:
         if entry is None:
             return False
         if entry[1][0] <= time.time():
-            self._entries.pop(key, None)
+            self.forget(key, entry)
             return False
         return True
+
+    def forget(self, key: str, entry: tuple[float, Verdict] | None = None) -> None:
+        """Drop the entry under ``key`` (only if it is still ``entry``, when given).
+
+        Under the lock, like ``put``: an unlocked removal between ``put`` storing a key
+        and moving it to the end made ``move_to_end`` raise ``KeyError``, and could drop
+        the fresh verdict another thread had just put in place of an expired one.
+        Reads (``get``) stay lock-free.
+        """
+        with self._lock:
+            if entry is None or self._entries.get(key) is entry:
+                self._entries.pop(key, None)
 
     def put(self, key: str, verdict: Verdict) -> None:
         local_ttl = piauth_settings.LOCAL_CACHE_TTL
@@ -175,6 +191,20 @@ _flights = SingleFlight(on_failure=lambda why: UpstreamUnavailable(why, service=
 on_reload(_flights.forget_warnings)
 
 
+@sensitive_variables()  # the token travels in headers below: no frame may show it
+def _ask_upstream(token: str, digest: str) -> Verdict:
+    """The Pi Platform's verdict on ``token``: one ``/v2/me`` call."""
+    logger.debug("verifying Pi access token %s with /v2/me", digest[:12])
+    try:
+        identity = get_pi_client().me(token)
+    except InvalidToken:
+        logger.info("the Pi Platform rejected access token %s", digest[:12])
+        return _rejected()
+    logger.debug("Pi access token %s belongs to uid %s", digest[:12], identity.uid)
+    return _verified(identity)
+
+
+@sensitive_variables("token")  # kept out of Django's error reports
 def verify_pi_token(token: object) -> Verification:
     """Who ``token`` belongs to, from the caches or from one ``/v2/me`` call.
 
@@ -186,28 +216,52 @@ def verify_pi_token(token: object) -> Verification:
     verdict = local_verdicts.get(key)
     if verdict is not None:
         return Verification(_identity(verdict), from_upstream=False)
-    cache = token_cache()
+    return _shared_or_upstream(token, digest, key, expect_value=local_verdicts.seen(key))
 
-    def ask_upstream() -> Verdict:
-        logger.debug("verifying Pi access token %s with /v2/me", digest[:12])
-        try:
-            identity = get_pi_client().me(token)
-        except InvalidToken:
-            logger.info("the Pi Platform rejected access token %s", digest[:12])
-            return _rejected()
-        logger.debug("Pi access token %s belongs to uid %s", digest[:12], identity.uid)
-        return _verified(identity)
+
+@sensitive_variables("token")
+def verify_pi_token_again(token: object) -> Verification:
+    """Who ``token`` belongs to, asked anew: its cached verdict (the shared cache's and
+    this process's copy) is forgotten first, so the answer comes from a ``/v2/me`` call,
+    this one's or a concurrent request's that is waited for.
+
+    For a cached verdict whose identity nobody is linked to any more (the user or the
+    Pioneer was deleted): only upstream may vouch for a new account.
+    """
+    token = check_token_format(token)
+    digest = token_digest(token)
+    key = verdict_key(digest)
+    local_verdicts.forget(key)
+    try:
+        token_cache().delete(key)
+    except Exception as exc:  # a shared cache that fails is done without
+        _flights.cache_failed(exc)
+    return _shared_or_upstream(token, digest, key, expect_value=False)
+
+
+def _shared_or_upstream(token: str, digest: str, key: str, *,
+                        expect_value: bool) -> Verification:
+    """The verdict from the shared cache, or from one ``/v2/me`` call (single flight)."""
+
+    def ask_upstream() -> Verdict:  # not a partial: its repr would show the token
+        return _ask_upstream(token, digest)
 
     connect, read = piauth_settings.timeout
-    verdict, asked_upstream = _flights.run(
-        cache, key, ask_upstream, lock_timeout=connect + read + 1, is_value=_usable,
-        lifetime=lambda v: v[0] - time.time(), expect_value=local_verdicts.seen(key))
+    verdict, source = _flights.run(
+        token_cache(), key, ask_upstream, lock_timeout=connect + read + 1, is_value=_usable,
+        lifetime=lambda v: v[0] - time.time(), expect_value=expect_value)
     if _usable(verdict):
         local_verdicts.put(key, verdict)
-    return Verification(_identity(verdict), from_upstream=asked_upstream)
+    return Verification(_identity(verdict), from_upstream=source is Source.COMPUTED,
+                        fresh=source.fresh)
 
 
 async def averify_pi_token(token: object) -> Verification:
     """:func:`verify_pi_token` for async code: the waiting happens off the event loop."""
     return await sync_to_async(verify_pi_token, thread_sensitive=False)(token)
+
+
+async def averify_pi_token_again(token: object) -> Verification:
+    """:func:`verify_pi_token_again` for async code."""
+    return await sync_to_async(verify_pi_token_again, thread_sensitive=False)(token)
 

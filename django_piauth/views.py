@@ -2,6 +2,10 @@
 
 CSRF protection stays on: the page that calls them sets the CSRF cookie
 (``ensure_csrf_cookie``) and sends ``X-CSRFToken``.
+
+Passwords, tokens and codes are kept out of Django's error reports: the form fields
+that carry them are ``sensitive_post_parameters`` and the locals that hold them (a JSON
+body is parsed into ``data``) ``sensitive_variables``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import login, logout
+from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
@@ -22,6 +27,7 @@ from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from .backends import LinkedAccountBackend, PeerIDBackend, PiBackend, configured_backend
 from .conf import piauth_settings
@@ -49,13 +55,31 @@ def safe_next(request: HttpRequest, next_url: Any) -> str | None:
     return None
 
 
+def login_failed(request: HttpRequest, login_name: str) -> None:
+    """Send Django's ``user_login_failed`` for a refused PeerID login (a wrong password,
+    mostly), as ``authenticate()`` does (these views call the backend directly), so lockout
+    tools such as django-axes count the failure. The credentials carry the login (under
+    ``username``, where such tools look, and ``peerid_login``), never the password or
+    the mobile number.
+
+    A refused Pi access token or PeerID authorization code sends nothing: there is no
+    username to count against; they are long random strings nobody guesses; and they are
+    mostly refused because they expired, so counting them would lock out the people
+    (or the shared IP addresses) whose app merely sent an old token.
+    """
+    user_login_failed.send(sender=__name__, request=request,
+                           credentials={"username": login_name, "peerid_login": login_name})
+
+
 def sign_in(request: HttpRequest, backend_class: type[LinkedAccountBackend],
             attempt: Callable[[Any], tuple[Any, Any]],
+            on_refused: Callable[[], None] | None = None,
             ) -> tuple[Any, HttpResponse | None]:
     """Run ``attempt(backend)`` and start a session for its user.
 
     Returns (what ``attempt`` returned second, None) on success, or (None, the 401/503
-    response) when upstream said no or could not say. Nobody is signed in then.
+    response) when upstream said no or could not say. Nobody is signed in then;
+    ``on_refused()`` runs when upstream (or the backend) said no.
     """
     backend, backend_path = configured_backend(backend_class)
     if backend_path is None:
@@ -66,6 +90,8 @@ def sign_in(request: HttpRequest, backend_class: type[LinkedAccountBackend],
         user, detail = attempt(backend)
     except InvalidToken as exc:
         logger.info("%s sign-in refused: %s", backend.provider, exc)
+        if on_refused is not None:
+            on_refused()
         return None, json_rejection(exc)
     except UpstreamUnavailable as exc:
         logger.warning("%s unavailable during sign-in: %s", backend.provider, exc)
@@ -83,6 +109,7 @@ class JsonPostView(View):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return super().dispatch(request, *args, **kwargs)
 
+    @sensitive_variables("data")
     def post(self, request: HttpRequest) -> HttpResponse:
         try:
             data = request_data(request)
@@ -94,9 +121,11 @@ class JsonPostView(View):
         raise NotImplementedError
 
 
+@method_decorator(sensitive_post_parameters("accessToken"), name="dispatch")
 class PiLoginView(JsonPostView):
     """POST ``{"accessToken": ...}``: verify it with ``/v2/me``, then start a session."""
 
+    @sensitive_variables("data", "token")
     def handle(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
         token = data.get("accessToken")
         if not isinstance(token, str) or not token:
@@ -109,20 +138,27 @@ class PiLoginView(JsonPostView):
         return JsonResponse({"uid": identity.uid, "username": identity.username})
 
 
+@method_decorator(sensitive_post_parameters("password", "mobile"), name="dispatch")
 class PeerIDLoginView(JsonPostView):
-    """POST ``login`` with ``password`` and/or ``mobile``: PeerID's password flow."""
+    """POST ``login`` with ``password`` (and optionally ``mobile``): PeerID's password
+    flow. ``mobile`` alone only with ``PIAUTH['PEERID_ALLOW_MOBILE_SIGN_IN']``."""
 
+    @sensitive_variables("data", "password", "mobile")
     def handle(self, request: HttpRequest, data: dict[str, Any]) -> HttpResponse:
         login_name, password, mobile = (data.get(k) for k in ("login", "password", "mobile"))
         if not isinstance(login_name, str) or not login_name:
             return bad_request("login is required.", "missing_login")
         password = password if isinstance(password, str) and password else None
         mobile = mobile if isinstance(mobile, str) and mobile else None
-        if password is None and mobile is None:
-            return bad_request("password or mobile is required.", "missing_password")
+        if not PeerIDBackend.secrets_suffice(password, mobile):
+            if piauth_settings.PEERID_ALLOW_MOBILE_SIGN_IN:
+                return bad_request("password or mobile is required.", "missing_password")
+            return bad_request("password is required (a mobile number alone does not "
+                               "sign in).", "missing_password")
         credential, refused = sign_in(request, PeerIDBackend, lambda backend: (
             backend.sign_in_with_password(request, login_name, password=password,
-                                          mobile=mobile)))
+                                          mobile=mobile)),
+            on_refused=lambda: login_failed(request, login_name))
         if refused is not None:
             return refused
         pioneer = credential.pioneer
@@ -155,6 +191,7 @@ class PeerIDCallbackView(View):
 
     http_method_names = ["get"]
 
+    @sensitive_variables("code")
     def get(self, request: HttpRequest) -> HttpResponse:
         expected = request.session.pop(STATE_SESSION_KEY, None)  # a state is used once
         state = request.GET.get("state", "")

@@ -56,3 +56,32 @@ def test_user_page_shows_linked_pioneers(admin_client, pioneers):
     page = admin_client.get(url).content.decode()
     assert alice.uid in page
     assert pioneers["bob"].uid not in page
+
+
+@pytest.fixture
+def viewer_client(client):
+    """A staff user who may only view PeerID credentials."""
+    from django.contrib.auth.models import Permission
+
+    viewer = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_peeridcredential"))
+    client.force_login(viewer)
+    return client
+
+
+def test_staff_who_may_only_view_credentials_cannot_revoke_them(viewer_client, fake_peerid):
+    from django_piauth.models import PeerIDCredential
+
+    user_id = fake_peerid.add_user(login="alice", password="pw")
+    assert authenticate(None, peerid_login="alice", peerid_password="pw") is not None
+    credential = PeerIDCredential.objects.get(pioneer__uid=str(user_id))
+    url = "/admin/django_piauth/peeridcredential/"
+    page = viewer_client.get(url)
+    assert page.status_code == 200
+    assert "revoke_credentials" not in page.content.decode()
+    forged = viewer_client.post(url, {"action": "revoke_credentials",
+                                      "_selected_action": [credential.pk]})
+    assert forged.status_code in (200, 302)
+    credential.refresh_from_db()
+    assert credential.revoked_at is None
+    assert fake_peerid.access_token_valid(credential.access_token)

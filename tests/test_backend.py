@@ -170,3 +170,38 @@ def test_get_user_refuses_inactive_users(fake_pi):
     User.objects.filter(pk=user.pk).update(is_active=False)
     assert backend.get_user(user.pk) is None
     assert backend.get_user(999999) is None
+
+
+LONG = "x" * 149 + "-" + "y" * 80  # 230 characters; Pioneer.username holds 150
+
+
+def test_an_upstream_username_longer_than_the_column_is_stored_cut(client, fake_pi):
+    """PostgreSQL refuses a value longer than the column (a DataError, a 500); SQLite
+    keeps it whole. Either way the stored username fits, at creation and on update."""
+    import json
+
+    response = client.post("/auth/pi/login/", json.dumps(
+        {"accessToken": fake_pi.issue_token(username=LONG)}), content_type="application/json")
+    assert response.status_code == 200
+    pioneer = Pioneer.objects.get()
+    assert pioneer.username == LONG[:150]
+    assert len(pioneer.user.username) <= 150
+    renamed = "z" * 300
+    fake_pi.rename(pioneer.uid, renamed)
+    response = client.post("/auth/pi/login/", json.dumps(
+        {"accessToken": fake_pi.issue_token(username=renamed)}),
+        content_type="application/json")
+    assert response.status_code == 200
+    assert Pioneer.objects.get().username == renamed[:150]
+
+
+def test_a_peerid_login_longer_than_the_column_is_stored_cut(client, fake_peerid):
+    import json
+
+    fake_peerid.add_user(login=LONG, password="pw")
+    response = client.post("/auth/peerid/login/", json.dumps(
+        {"login": LONG, "password": "pw"}), content_type="application/json")
+    assert response.status_code == 200
+    pioneer = Pioneer.objects.get()
+    assert pioneer.username == LONG[:150]
+    assert len(pioneer.user.username) <= 150

@@ -128,19 +128,61 @@ def test_outages_are_never_cached(client, fake_pi):
     assert fake_pi.call_count("/v2/me") == 2
 
 
-def test_deactivated_or_deleted_user_is_refused_at_once_despite_the_cache(client, fake_pi):
+def test_a_deactivated_user_is_refused_at_once_despite_the_cache(client, fake_pi):
     token = fake_pi.issue_token(username="alice")
     assert client.get(URL, **bearer(token)).status_code == 200
     get_user_model().objects.update(is_active=False)
     assert client.get(URL, **bearer(token)).status_code == 401
+    assert fake_pi.call_count("/v2/me") == 1  # no upstream call
     get_user_model().objects.update(is_active=True)
     assert client.get(URL, **bearer(token)).status_code == 200
-    get_user_model().objects.all().delete()
-    response = client.get(URL, **bearer(token))
-    # The Pioneer went with the user: the cached identity links a new one.
-    assert response.status_code == 200
-    assert Pioneer.objects.count() == 1
     assert fake_pi.call_count("/v2/me") == 1
+
+
+@pytest.mark.parametrize("local_ttl", [10, 0])  # with and without the process's copy
+def test_a_deleted_users_cached_token_is_verified_again_before_a_new_account(
+        client, fake_pi, settings, local_ttl):
+    """Deletion is erasure, not a ban: the person may come back, but only upstream may
+    vouch for the new account, not the verdict cached for the deleted one."""
+    settings.PIAUTH = {**settings.PIAUTH, "LOCAL_CACHE_TTL": local_ttl}
+    token = fake_pi.issue_token(username="alice")
+    assert client.get(URL, **bearer(token)).status_code == 200
+    old_user = get_user_model().objects.get()
+    old_user.delete()
+    response = client.get(URL, **bearer(token))
+    assert response.status_code == 200
+    assert fake_pi.call_count("/v2/me") == 2  # exactly one more call
+    new_user = get_user_model().objects.get()
+    assert new_user.pk != old_user.pk
+    assert Pioneer.objects.get().user == new_user
+    assert client.get(URL, **bearer(token)).status_code == 200
+    assert fake_pi.call_count("/v2/me") == 2  # the fresh verdict is cached again
+
+
+def test_a_deleted_users_cached_token_that_upstream_now_rejects_is_401(client, fake_pi):
+    token = fake_pi.issue_token(username="alice")
+    assert client.get(URL, **bearer(token)).status_code == 200
+    get_user_model().objects.all().delete()
+    fake_pi.revoke(token)
+    response = client.get(URL, **bearer(token))
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert fake_pi.call_count("/v2/me") == 2
+    assert not get_user_model().objects.exists()
+    assert not Pioneer.objects.exists()
+
+
+def test_a_deleted_users_cached_token_is_verified_again_on_the_async_path_too(fake_pi):
+    from asgiref.sync import async_to_sync
+    from django.contrib.auth import aauthenticate
+
+    token = fake_pi.issue_token(username="alice")
+    assert async_to_sync(aauthenticate)(None, pi_access_token=token) is not None
+    get_user_model().objects.all().delete()
+    fake_pi.revoke(token)
+    assert async_to_sync(aauthenticate)(None, pi_access_token=token) is None
+    assert fake_pi.call_count("/v2/me") == 2
+    assert not Pioneer.objects.exists()
 
 
 def test_last_verified_at_is_written_at_most_once_per_interval(fake_pi, clock, settings):
@@ -159,8 +201,10 @@ def test_last_verified_at_is_written_at_most_once_per_interval(fake_pi, clock, s
 def test_threads_with_one_unseen_token_share_one_upstream_call(fake_pi):
     fake_pi.delay(0.2)
     token = fake_pi.issue_token(username="alice")
-    uids = all_at_once(lambda _: verify_pi_token(token).identity.uid, range(10))
-    assert uids == [fake_pi.uid_for("alice")] * 10
+    verifications = all_at_once(lambda _: verify_pi_token(token), range(10))
+    assert [v.identity.uid for v in verifications] == [fake_pi.uid_for("alice")] * 10
+    assert [v.from_upstream for v in verifications].count(True) == 1
+    assert all(v.fresh for v in verifications)  # the others waited for that call
     assert fake_pi.call_count("/v2/me") == 1
 
 
@@ -189,6 +233,7 @@ def test_waits_for_another_process_holding_the_lock(fake_pi):
     verification = verify_pi_token(token)
     assert verification.identity.uid == "uid-from-elsewhere"
     assert verification.from_upstream is False
+    assert verification.fresh is True  # made while this request waited for it
     assert fake_pi.call_count("/v2/me") == 0
 
 
@@ -279,7 +324,8 @@ def test_a_token_another_process_verified_costs_the_failed_lock_and_one_read(
     verify_pi_token(token)
     local_verdicts.clear()  # as if this were another process
     cache_calls.clear()
-    assert verify_pi_token(token).from_upstream is False
+    verification = verify_pi_token(token)
+    assert (verification.from_upstream, verification.fresh) == (False, False)
     assert cache_calls == ["add", "get_many"]
     assert fake_pi.call_count("/v2/me") == 1
 
@@ -372,6 +418,52 @@ def test_the_local_copy_remembers_a_token_was_seen_until_its_verdict_ends(clock)
     assert local.get("k") is None and local.seen("k")
     clock(50)  # past the verdict's end
     assert not local.seen("k")
+
+
+def test_forgetting_an_expired_entry_never_races_a_put_of_the_same_key():
+    """seen() finds an expired entry; before it drops it, another thread puts a fresh
+    verdict there (and is still ordering its entries). The fresh verdict must survive
+    and put() must not fail."""
+    from collections import OrderedDict
+
+    from django_piauth.verification import LocalVerdicts
+
+    read_expired, stored = threading.Event(), threading.Event()
+
+    class Interleaved(OrderedDict):
+        def get(self, key, default=None):
+            value = super().get(key, default)
+            if threading.current_thread().name == "seen" and not read_expired.is_set():
+                read_expired.set()
+                stored.wait(timeout=2)  # the put below has stored its verdict meanwhile
+            return value
+
+        def __setitem__(self, key, value):
+            super().__setitem__(key, value)
+            if threading.current_thread().name == "put":
+                stored.set()
+                time.sleep(0.2)  # between storing and move_to_end: seen() acts now
+
+    local = LocalVerdicts()
+    local._entries = Interleaved()
+    local.put("k", (time.time() - 1, ("old-uid", "name", (), None)))  # expired
+    fresh = (time.time() + 60, ("new-uid", "name", (), None))
+    errors = []
+
+    def put():
+        try:
+            local.put("k", fresh)
+        except Exception as exc:
+            errors.append(exc)
+
+    seen = threading.Thread(target=local.seen, args=("k",), name="seen")
+    putter = threading.Thread(target=lambda: (read_expired.wait(2), put()), name="put")
+    seen.start()
+    putter.start()
+    seen.join(5)
+    putter.join(5)
+    assert errors == []
+    assert local.get("k") == fresh
 
 
 @pytest.fixture

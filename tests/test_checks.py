@@ -60,6 +60,51 @@ def test_plain_http_upstream_outside_debug_is_a_deploy_warning(debug, url, expec
         assert "piauth.W004" not in ids(checks.run_checks(tags=[checks.Tags.security]))
 
 
+PEERID = {"PI_SERVER_API_KEY": "k", "PEERID_CLIENT_ID": 42}
+
+
+@pytest.mark.parametrize(
+    ("debug", "piauth", "expected"),
+    [
+        (False, {"PEERID_URL": "http://peerid.example"}, ["piauth.W014"]),
+        (True, {"PEERID_URL": "http://peerid.example"}, []),
+        (False, {"PEERID_URL": "https://peerid.example"}, []),
+        (False, {"PEERID_URL": "http://127.0.0.1:8766"}, []),
+        (False, {"PEERID_URL": "http://localhost:8766"}, []),
+        (False, {"PEERID_REDIRECT_URI": "http://shop.example/auth/peerid/callback/"},
+         ["piauth.W015"]),
+        (False, {"PEERID_REDIRECT_URI": "https://shop.example/auth/peerid/callback/"}, []),
+        (False, {"PEERID_REDIRECT_URI": "http://[::1]:8000/auth/peerid/callback/"}, []),
+        (False, {"PEERID_URL": "http://peerid.example",
+                 "PI_API_URL": "http://api.minepi.com"}, ["piauth.W004", "piauth.W014"]),
+    ],
+)
+def test_plain_http_peerid_urls_outside_debug_are_deploy_warnings(debug, piauth, expected):
+    with override_settings(DEBUG=debug, PIAUTH={**PEERID, **piauth}):
+        messages = piauth_checks.check_https_upstream()
+        assert ids(messages) == expected
+        for message in messages:
+            assert "would travel unencrypted" in message.msg
+        deploy = checks.run_checks(include_deployment_checks=True, tags=[checks.Tags.security])
+        assert [i for i in ids(deploy) if i in {"piauth.W014", "piauth.W015"}] == [
+            i for i in expected if i != "piauth.W004"]
+        assert not {"piauth.W014", "piauth.W015"} & set(
+            ids(checks.run_checks(tags=[checks.Tags.security])))
+
+
+def test_plain_http_peerid_url_is_not_reported_when_peerid_is_not_used():
+    with override_settings(DEBUG=False, PIAUTH={"PI_SERVER_API_KEY": "k",
+                                                "PEERID_URL": "http://peerid.example"}):
+        assert piauth_checks.check_https_upstream() == []
+
+
+def test_the_peerid_url_warning_names_what_would_travel_in_clear():
+    with override_settings(DEBUG=False, PIAUTH={**PEERID, "PEERID_URL": "http://p.example"}):
+        [message] = piauth_checks.check_https_upstream()
+    assert "PEERID_URL" in message.msg and "passwords" in message.msg
+    assert "client secret" in message.msg
+
+
 def test_server_api_key_checks():
     with override_settings(PIAUTH={}):
         assert ids(piauth_checks.check_server_api_key()) == ["piauth.W006"]

@@ -63,3 +63,10 @@ def test_a_refused_secret_is_not_echoed():
 def test_piauth_must_be_a_dict():
     with pytest.raises(ImproperlyConfigured, match="must be a dict"):
         validate(["PI_API_URL"])
+
+
+def test_mobile_sign_in_is_off_by_default_and_must_be_a_bool():
+    with override_settings(PIAUTH={}):
+        assert piauth_settings.PEERID_ALLOW_MOBILE_SIGN_IN is False
+    with pytest.raises(ImproperlyConfigured, match="PEERID_ALLOW_MOBILE_SIGN_IN"):
+        validate({"PEERID_ALLOW_MOBILE_SIGN_IN": "yes"})

@@ -104,3 +104,66 @@ def test_keys_derived_from_secret_key_survive_rotation_through_fallbacks(credent
     settings.SECRET_KEY = "second-secret-key-" + "y" * 40
     settings.SECRET_KEY_FALLBACKS = ["first-secret-key-" + "x" * 40]
     assert PeerIDCredential.objects.get(pk=credential.pk).access_token == ACCESS
+
+
+@pytest.fixture
+def safe_grant():
+    from django.utils import timezone
+
+    from django_piauth.models import SafeGrant
+
+    return SafeGrant.objects.create(
+        launcher_url="http://localhost:8100", app_id="com.example.shop", app_name="Shop",
+        app_version="1.0", app_vendor="Example", token="S" * 60,
+        authorized_at=timezone.now())
+
+
+def dump(tmp_path):
+    out = io.StringIO()
+    call_command("dumpdata", "django_piauth.PeerIDCredential", "django_piauth.SafeGrant",
+                 stdout=out)
+    path = tmp_path / "dump.json"
+    path.write_text(out.getvalue())
+    return path
+
+
+def test_dumpdata_writes_ciphertext_and_loaddata_restores_the_same_rows(
+        credential, safe_grant, tmp_path):
+    import json
+
+    from django_piauth.models import SafeGrant
+
+    path = dump(tmp_path)
+    text = path.read_text()
+    for secret in (ACCESS, REFRESH, "S" * 60):
+        assert secret not in text
+    dumped = {(row["model"], name): value for row in json.loads(text)
+              for name, value in row["fields"].items()}
+    assert decrypt(dumped["django_piauth.peeridcredential", "access_token"]) == ACCESS
+    assert decrypt(dumped["django_piauth.safegrant", "token"]) == "S" * 60
+
+    PeerIDCredential.objects.all().delete()
+    SafeGrant.objects.all().delete()
+    call_command("loaddata", str(path), stdout=io.StringIO())
+    fetched = PeerIDCredential.objects.get(pk=credential.pk)
+    assert (fetched.access_token, fetched.refresh_token) == (ACCESS, REFRESH)
+    assert SafeGrant.objects.get(pk=safe_grant.pk).token == "S" * 60
+    stored = raw_row(credential.pk)
+    assert decrypt(stored[0]) == ACCESS  # encrypted once, not twice
+    assert stored[0] == dumped["django_piauth.peeridcredential", "access_token"]
+
+
+def test_loaddata_of_a_dump_in_clear_stores_it_encrypted(credential, tmp_path):
+    import json
+
+    path = dump(tmp_path)
+    rows = json.loads(path.read_text())
+    for row in rows:  # as an older django-piauth wrote it
+        if row["model"] == "django_piauth.peeridcredential":
+            row["fields"].update(access_token=ACCESS, refresh_token=REFRESH)
+    path.write_text(json.dumps(rows))
+    PeerIDCredential.objects.all().delete()
+    call_command("loaddata", str(path), stdout=io.StringIO())
+    stored = raw_row(credential.pk)
+    assert ACCESS not in stored[0] and decrypt(stored[0]) == ACCESS
+    assert PeerIDCredential.objects.get(pk=credential.pk).access_token == ACCESS

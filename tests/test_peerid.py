@@ -70,10 +70,53 @@ def test_password_sign_in_links_a_pioneer_and_starts_a_peerid_session(client, al
     assert credential.refresh_token not in raw[1]
 
 
-def test_form_encoded_mobile_sign_in(client, alice):
+def test_form_encoded_sign_in_with_password_and_mobile(client, alice):
+    response = client.post(LOGIN, {"login": "alice", "password": PASSWORD,
+                                   "mobile": "+15550100"})
+    assert response.status_code == 200
+    assert client.session[SESSION_KEY]
+
+
+@pytest.mark.parametrize("post", [
+    lambda client: post_json(client, LOGIN, {"login": "alice", "mobile": "+15550100"}),
+    lambda client: client.post(LOGIN, {"login": "alice", "mobile": "+15550100"}),
+])
+def test_a_phone_number_alone_does_not_sign_in(client, alice, fake_peerid, post):
+    response = post(client)
+    assert response.status_code == 400
+    assert response.json()["code"] == "missing_password"
+    assert "password is required" in response.json()["detail"]
+    assert fake_peerid.call_count() == 0
+    assert AUTH_SESSION_KEY not in client.session
+    assert not Pioneer.objects.exists()
+
+
+def test_the_backend_refuses_a_phone_number_alone_without_asking_peerid(alice, fake_peerid):
+    from django.contrib.auth import authenticate
+
+    from django_piauth.backends import PeerIDBackend
+    from django_piauth.exceptions import InvalidCredentials
+
+    assert authenticate(None, peerid_login="alice", peerid_mobile="+15550100") is None
+    with pytest.raises(InvalidCredentials):
+        PeerIDBackend().sign_in_with_password(None, "alice", mobile="+15550100")
+    assert fake_peerid.call_count() == 0
+    assert not Pioneer.objects.exists()
+    user = authenticate(None, peerid_login="alice", peerid_password=PASSWORD,
+                        peerid_mobile="+15550100")
+    assert user is not None and user.username == "alice"
+
+
+def test_mobile_sign_in_only_when_the_setting_allows_it(client, alice, fake_peerid, settings):
+    from django.contrib.auth import authenticate
+
+    settings.PIAUTH = {**settings.PIAUTH, "PEERID_ALLOW_MOBILE_SIGN_IN": True}
     response = client.post(LOGIN, {"login": "alice", "mobile": "+15550100"})
     assert response.status_code == 200
     assert client.session[SESSION_KEY]
+    assert authenticate(None, peerid_login="alice", peerid_mobile="+15550100") is not None
+    assert post_json(Client(), LOGIN, {"login": "alice"}).json()["detail"] == (
+        "password or mobile is required.")
 
 
 def test_an_email_login_never_becomes_a_username(client, alice):
@@ -97,6 +140,45 @@ def test_wrong_password_is_refused_and_nobody_is_signed_in(client, alice, fake_p
     assert response.json()["code"] == "invalid_credentials"
     assert AUTH_SESSION_KEY not in client.session
     assert not Pioneer.objects.exists()
+
+
+@pytest.fixture
+def login_failures():
+    """What ``user_login_failed`` receivers (django-axes, ...) are sent."""
+    from django.contrib.auth.signals import user_login_failed
+
+    received = []
+
+    def receiver(sender, credentials, request=None, **kwargs):
+        received.append({"credentials": credentials, "request": request, **kwargs})
+
+    user_login_failed.connect(receiver, dispatch_uid="test-login-failures")
+    yield received
+    user_login_failed.disconnect(dispatch_uid="test-login-failures")
+
+
+def test_a_refused_password_tells_lockout_tools_the_login_never_the_password(
+        client, alice, fake_pi, login_failures):
+    response = post_json(client, LOGIN, {"login": "alice", "password": "wrong-123",
+                                         "mobile": "+15550100"})
+    assert response.status_code == 401
+    assert len(login_failures) == 1
+    failure = login_failures[0]
+    assert failure["credentials"] == {"username": "alice", "peerid_login": "alice"}
+    assert failure["request"].path == LOGIN
+    assert "wrong-123" not in repr(failure) and "+15550100" not in repr(failure)
+
+    assert post_json(client, LOGIN, {"login": "alice", "password": PASSWORD}).status_code == 200
+    assert post_json(client, "/auth/pi/login/", {"accessToken": "forged"}).status_code == 401
+    assert len(login_failures) == 1  # neither a sign-in nor a refused Pi token counts
+
+
+def test_authenticate_with_a_refused_password_fails_once(alice, login_failures):
+    from django.contrib.auth import authenticate
+
+    assert authenticate(None, peerid_login="alice", peerid_password="wrong-123") is None
+    assert len(login_failures) == 1  # Django's own, with the password cleansed
+    assert "wrong-123" not in repr(login_failures)
 
 
 @pytest.mark.parametrize(("data", "code"), [
