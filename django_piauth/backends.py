@@ -348,7 +348,8 @@ class PeerIDBackend(LinkedAccountBackend):
             credential = PeerIDCredential(pioneer=pioneer)
         store_tokens(credential, tokens)
         try:
-            credential.save()
+            with transaction.atomic():  # a savepoint: the caller's transaction survives
+                credential.save()
         except IntegrityError:  # a concurrent sign-in of the same Pioneer saved first
             credential.pk = PeerIDCredential.objects.get(pioneer=pioneer).pk
             credential.save(force_update=True)
