@@ -7,7 +7,9 @@ is refreshed, exactly once however many requests, threads or processes notice at
 an in-process lock per credential, then a claim on its row (:mod:`.refresh_claim`: a
 short committed write, no database lock held while PeerID answers), then a re-read
 (whoever comes second finds fresh tokens and uses them). PeerID rotates both tokens on
-refresh, so a second refresh with the old refresh token would sign the user out.
+refresh, so a second refresh with the old refresh token would sign the user out; the
+new tokens, or the revocation of a dead refresh token, are therefore committed at once,
+whatever the request's transaction does next (:mod:`.durable`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from .conf import piauth_settings
+from .durable import CommittedWrites
 from .exceptions import (
     AccessTokenRejected,
     PeerIDSessionEnded,
@@ -115,15 +118,17 @@ def refresh(credential_pk: int, *, rejected_access_token: str | None = None,
 
     Raises ``PeerIDSessionEnded`` when it is gone or PeerID refuses the refresh token
     (the credential is then revoked), ``UpstreamUnavailable`` when PeerID cannot say
-    (the credential is left as it was).
+    (the credential is left as it was). What it writes is committed at once, whatever
+    the caller's transaction does next (see :mod:`.durable` for the exceptions).
     """
     lock = _lock_for(credential_pk)  # the first line: one refresher per process
     if not lock.acquire(timeout=claim_lifetime()):
         raise UpstreamUnavailable("another refresh of this PeerID credential is still "
                                   "running", service=SERVICE)
     try:
-        credential, failure, refreshed = _refresh_claimed(
-            credential_pk, rejected_access_token)
+        with CommittedWrites(PeerIDCredential, credential_pk) as writes:
+            credential, failure, refreshed = _refresh_claimed(
+                credential_pk, rejected_access_token, writes)
     finally:
         lock.release()
     if failure is not None:
@@ -137,7 +142,7 @@ def refresh(credential_pk: int, *, rejected_access_token: str | None = None,
 
 
 def _claim_if_due(credential_pk: int, rejected_access_token: str | None,
-                  holder: str) -> tuple[PeerIDCredential, bool]:
+                  writes: CommittedWrites, holder: str) -> tuple[PeerIDCredential, bool]:
     """(the credential, False) once it needs no refresh, or (it, True) claimed by
     ``holder`` while it still does. Waits, holding no database lock, while another
     process's claim holds; whoever comes second finds fresh tokens and uses them."""
@@ -145,17 +150,20 @@ def _claim_if_due(credential_pk: int, rejected_access_token: str | None,
     pause = _FIRST_PAUSE
     claimed = False
     while True:
-        credential = _read(credential_pk)
+        with writes.using():
+            credential = _read(credential_pk)
         usable = credential is not None and is_usable(credential)
         if claimed and (not usable or not is_due(credential, rejected_access_token)):
-            release(credential_pk, holder)
+            with writes.using():
+                release(credential_pk, holder)
         if credential is None or not usable:
             raise PeerIDSessionEnded("the PeerID credential is gone or revoked")
         if not is_due(credential, rejected_access_token):
             return credential, False  # refreshed by another request while we waited
         if claimed:
             return credential, True
-        claimed = try_claim(credential_pk, holder)
+        with writes.using():
+            claimed = try_claim(credential_pk, holder)
         if claimed:
             continue  # read again under the claim: a refresh may have been stored since
         if time.monotonic() > give_up:
@@ -165,7 +173,8 @@ def _claim_if_due(credential_pk: int, rejected_access_token: str | None,
         pause = min(pause * 2, _LONGEST_PAUSE)
 
 
-def _refresh_claimed(credential_pk: int, rejected_access_token: str | None
+def _refresh_claimed(credential_pk: int, rejected_access_token: str | None,
+                     writes: CommittedWrites
                      ) -> tuple[PeerIDCredential, RefreshTokenDead | None, bool]:
     """(credential, the refusal if PeerID refused, whether it was refreshed here).
 
@@ -173,7 +182,7 @@ def _refresh_claimed(credential_pk: int, rejected_access_token: str | None
     tokens and release the claim in one write, if the claim still holds.
     """
     holder = new_holder()
-    credential, claimed = _claim_if_due(credential_pk, rejected_access_token, holder)
+    credential, claimed = _claim_if_due(credential_pk, rejected_access_token, writes, holder)
     if not claimed:
         return credential, None, False
     uid = credential.pioneer.uid
@@ -183,16 +192,19 @@ def _refresh_claimed(credential_pk: int, rejected_access_token: str | None
             raise RefreshTokenDead("the refreshed token belongs to another user")
     except RefreshTokenDead as exc:
         logger.warning("PeerID refused to refresh the credential of uid %s: %s", uid, exc)
-        revoke(credential, claimed_by=holder)
+        with writes.using():
+            revoke(credential, claimed_by=holder)
         return credential, exc, False
     except BaseException:
-        release(credential_pk, holder)
+        with writes.using():
+            release(credential_pk, holder)
         raise
     store_tokens(credential, tokens)
     credential.last_refreshed_at = timezone.now()
-    stored = held_by(credential_pk, holder).update(
-        **{name: getattr(credential, name) for name in TOKEN_FIELDS},
-        last_refreshed_at=credential.last_refreshed_at, **RELEASED)
+    with writes.using():
+        stored = held_by(credential_pk, holder).update(
+            **{name: getattr(credential, name) for name in TOKEN_FIELDS},
+            last_refreshed_at=credential.last_refreshed_at, **RELEASED)
     if not stored:  # taken over (the call outlived the claim) or revoked meanwhile
         logger.warning("the refresh of the PeerID credential of uid %s lost its claim; "
                        "its tokens are dropped", uid)
@@ -240,7 +252,8 @@ def call_with_refresh(credential: PeerIDCredential,
     try:
         return call(fresh.access_token)
     except AccessTokenRejected:
-        PeerIDCredential.objects.filter(pk=credential.pk).update(needs_refresh=True)
+        with CommittedWrites(PeerIDCredential, credential.pk) as writes, writes.using():
+            PeerIDCredential.objects.filter(pk=credential.pk).update(needs_refresh=True)
         raise
 
 

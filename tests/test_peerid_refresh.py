@@ -1,5 +1,6 @@
-"""PeerID refresh under concurrency: one refresh at a time across threads and processes,
-and no database lock held across the call to PeerID."""
+"""PeerID refresh under concurrency and transactions: one refresh at a time across threads
+and processes, no database lock held across the call to PeerID, and a rotation (or a
+revocation) that survives the rollback of the request's transaction."""
 
 import threading
 import time
@@ -7,8 +8,10 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
-from django.db import connections
+from django.core.checks import run_checks
+from django.db import connection, connections, transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -16,10 +19,11 @@ from django_piauth.models import PeerIDCredential
 from django_piauth.peerid import refresh
 from django_piauth.providers.peerid import get_peerid_client
 from tests.helpers import all_at_once
-from tests.test_peerid import PASSWORD, REFRESH, expire, sign_in
+from tests.test_peerid import PASSWORD, REFRESH, expire, post_json, sign_in
 
 #: Seconds the fake PeerID takes to answer a refresh in the slow tests.
 SLOW = 2.0
+REFUSE = "/api/peerid/refuse/"
 
 
 def refreshes_in_flight(fake):
@@ -59,6 +63,16 @@ def alice(fake_peerid):
 @pytest.fixture
 def live_alice(live_fake_peerid):
     return live_fake_peerid.add_user(login="alice", password=PASSWORD)
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch):
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+
+
+@pytest.fixture
+def without_refresh_middleware(settings):
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "PeerID" not in m]
 
 
 # One refresh at a time, no database lock across the call ------------------------------
@@ -149,3 +163,105 @@ def test_a_claim_left_by_a_dead_refresher_is_taken_over(client, fake_peerid, ali
     credential.refresh_from_db()
     assert fake_peerid.access_token_valid(credential.access_token)
     assert (credential.refresh_claimed_by, credential.refresh_claimed_until) == ("", None)
+
+
+# A rotation survives the request's rollback (PostgreSQL) --------------------------------
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("failure", ["ValidationError", "exception"])
+def test_a_refresh_in_a_view_that_then_fails_survives_atomic_requests(
+        fake_peerid, alice, atomic_requests, without_refresh_middleware, failure):
+    client = Client(raise_request_exception=False)
+    credential = sign_in(client)
+    expire(credential)
+
+    response = post_json(client, REFUSE, {"raise": failure == "exception"})
+
+    assert response.status_code == (400 if failure == "ValidationError" else 500)
+    assert fake_peerid.call_count(REFRESH) == 1
+    credential.refresh_from_db()
+    assert fake_peerid.access_token_valid(credential.access_token)
+    assert fake_peerid.refresh_token_valid(credential.refresh_token)
+    assert client.get("/api/whoami/").status_code == 200  # still signed in
+    assert fake_peerid.call_count(REFRESH) == 1
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_on_a_401_in_a_view_that_then_fails_survives_atomic_requests(
+        client, fake_peerid, alice, atomic_requests):
+    credential = sign_in(client)
+    fake_peerid.expire_all_access_tokens()
+
+    response = post_json(client, REFUSE, {"operations": [{"op_name": "transfer"}]})
+
+    assert response.status_code == 400
+    assert fake_peerid.call_count("/api/v1/app/operations") == 2
+    assert fake_peerid.call_count(REFRESH) == 1
+    credential.refresh_from_db()
+    assert fake_peerid.access_token_valid(credential.access_token)
+    assert client.get("/api/whoami/").status_code == 200
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_revocation_in_a_view_survives_atomic_requests(
+        client, fake_peerid, alice, atomic_requests, without_refresh_middleware):
+    credential = sign_in(client)
+    fake_peerid.revoke_refresh_token(credential.refresh_token)
+    expire(credential)
+    other_tab = Client()
+    other_tab.cookies[django_settings.SESSION_COOKIE_NAME] = (
+        client.cookies[django_settings.SESSION_COOKIE_NAME].value)
+
+    assert client.get("/api/whoami/").status_code == 401  # DRF rolls the request back
+
+    credential.refresh_from_db()
+    assert credential.revoked_at is not None and credential.access_token == ""
+    assert other_tab.get("/api/whoami/").status_code == 401
+    assert fake_peerid.call_count(REFRESH) == 1  # not asked again with the dead token
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_credential_changed_by_the_callers_transaction_is_refreshed_in_it(
+        fake_peerid, alice):
+    """The row is locked by the caller's own uncommitted write: an independent connection
+    would wait for it forever, so the refresh is made on the caller's connection."""
+    credential = sign_in(Client())
+    with transaction.atomic():
+        expire(credential)
+        fresh = refresh(credential.pk)
+    assert fake_peerid.call_count(REFRESH) == 1
+    credential.refresh_from_db()
+    assert credential.access_token == fresh.access_token
+    assert fake_peerid.access_token_valid(credential.access_token)
+
+
+# SQLite with ATOMIC_REQUESTS -----------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_the_middleware_refreshes_before_the_views_transaction(
+        client, fake_peerid, alice, atomic_requests):
+    """What the README tells SQLite users: with PeerIDRefreshMiddleware the refresh is
+    committed before the view's transaction starts, so a failing view cannot undo it."""
+    credential = sign_in(client)
+    expire(credential)
+
+    assert post_json(client, REFUSE, {}).status_code == 400
+
+    credential.refresh_from_db()
+    assert fake_peerid.access_token_valid(credential.access_token)
+    assert client.get("/api/whoami/").status_code == 200
+    assert fake_peerid.call_count(REFRESH) == 1
+
+
+def test_sqlite_with_atomic_requests_and_no_refresh_middleware_is_warned_about(
+        settings, atomic_requests, monkeypatch):
+    sqlite = connection.vendor == "sqlite"
+    assert "piauth.W014" not in {message.id for message in run_checks()}  # middleware
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "PeerID" not in m]
+    assert ("piauth.W014" in {message.id for message in run_checks()}) is sqlite
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", False)
+    assert "piauth.W014" not in {message.id for message in run_checks()}
