@@ -393,7 +393,7 @@ class PeerIDBackend(LinkedAccountBackend):
     def sign_in_with_tokens(self, request: HttpRequest | None, tokens: PeerIDTokens, *,
                             login: str | None = None):
         from .models import PeerIDCredential
-        from .peerid import store_tokens
+        from .peerid import TOKEN_FIELDS, store_tokens
 
         identity = PeerIDIdentity.from_tokens(tokens, login)
         user, pioneer = self.sign_in(request, identity)
@@ -401,11 +401,13 @@ class PeerIDBackend(LinkedAccountBackend):
         if credential is None:
             credential = PeerIDCredential(pioneer=pioneer)
         store_tokens(credential, tokens)
+        # Only the token fields of an existing row: a refresh's claim on it is kept.
         try:
-            credential.save()
+            with transaction.atomic():  # a savepoint: the caller's transaction survives
+                credential.save(update_fields=TOKEN_FIELDS if credential.pk else None)
         except IntegrityError:  # a concurrent sign-in of the same Pioneer saved first
             credential.pk = PeerIDCredential.objects.get(pioneer=pioneer).pk
-            credential.save(force_update=True)
+            credential.save(update_fields=TOKEN_FIELDS)
         # Read by the user_logged_in receiver, which marks the session as PeerID's.
         user.piauth_peerid_credential_pk = credential.pk
         return user, credential

@@ -201,7 +201,27 @@ def check_peerid(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
         messages.append(checks.Error(
             "PeerIDRefreshMiddleware must come after AuthenticationMiddleware in MIDDLEWARE.",
             id="piauth.E011"))
+    if client_id is not None and ours not in middleware:
+        messages += _sqlite_atomic_requests_warnings()
     return messages
+
+
+def _sqlite_atomic_requests_warnings() -> list[checks.CheckMessage]:
+    """On SQLite, a refresh made inside a view's transaction cannot be committed apart
+    from it (the transaction holds the database's one write lock); see durable.py."""
+    from django.db import connections
+
+    return [checks.Warning(
+        f"The database {alias!r} is SQLite with ATOMIC_REQUESTS and PeerIDRefreshMiddleware "
+        "is not installed: a PeerID refresh made by PeerIDAuthentication inside a view "
+        "that then fails is rolled back, while PeerID has already retired the old tokens "
+        "(the user is signed out).",
+        hint="Add 'django_piauth.middleware.PeerIDRefreshMiddleware' after "
+             "AuthenticationMiddleware: it refreshes before the view's transaction starts.",
+        id="piauth.W014",
+    ) for alias in connections
+        if connections[alias].vendor == "sqlite"
+        and connections[alias].settings_dict.get("ATOMIC_REQUESTS")]
 
 
 @checks.register(checks.Tags.security)

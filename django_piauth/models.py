@@ -48,6 +48,8 @@ class PeerIDCredential(models.Model):
     ``needs_refresh`` is set when PeerID answered 401 to a call made with the access
     token; the refresh middleware and DRF class then refresh before the next view runs.
     A revoked credential (``revoked_at``) has no tokens left: its sessions end.
+    ``refresh_claimed_by`` / ``refresh_claimed_until``: who is refreshing it and until
+    when that claim holds (see :mod:`django_piauth.refresh_claim`).
     """
 
     pioneer = models.OneToOneField(
@@ -61,6 +63,8 @@ class PeerIDCredential(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    refresh_claimed_by = models.CharField(max_length=32, blank=True, default="")
+    refresh_claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("PeerID credential")

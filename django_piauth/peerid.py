@@ -4,28 +4,38 @@ A session signed in with PeerID holds the credential's pk under :data:`SESSION_K
 Before a view runs, :func:`fresh_session_credential` makes sure that credential is
 usable: when it has expired (less ``PEERID_REFRESH_MARGIN``) or a call answered 401, it
 is refreshed, exactly once however many requests, threads or processes notice at once:
-an in-process lock per credential, then ``select_for_update`` on its row, then a re-read
+an in-process lock per credential, then a claim on its row (:mod:`.refresh_claim`: a
+short committed write, no database lock held while PeerID answers), then a re-read
 (whoever comes second finds fresh tokens and uses them). PeerID rotates both tokens on
-refresh, so a second refresh with the old refresh token would sign the user out.
+refresh, so a second refresh with the old refresh token would sign the user out; the
+new tokens, or the revocation of a dead refresh token, are therefore committed at once,
+whatever the request's transaction does next (:mod:`.durable`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 from weakref import WeakValueDictionary
 
-from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from .conf import piauth_settings
-from .exceptions import AccessTokenRejected, PeerIDSessionEnded, RefreshTokenDead
+from .durable import CommittedWrites
+from .exceptions import (
+    AccessTokenRejected,
+    PeerIDSessionEnded,
+    RefreshTokenDead,
+    UpstreamUnavailable,
+)
 from .models import PeerIDCredential
-from .providers.peerid import PeerIDTokens, get_peerid_client
+from .providers.peerid import SERVICE, PeerIDTokens, get_peerid_client
+from .refresh_claim import RELEASED, claim_lifetime, held_by, new_holder, release, try_claim
 from .signals import peerid_refresh_failed, peerid_refreshed
 
 logger = logging.getLogger("django_piauth")
@@ -33,6 +43,11 @@ T = TypeVar("T")
 
 #: The session key that marks a session signed in with PeerID.
 SESSION_KEY = "_piauth_peerid_credential"
+
+
+#: The fields :func:`store_tokens` sets.
+TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at", "scope", "needs_refresh",
+                "revoked_at")
 
 
 def store_tokens(credential: PeerIDCredential, tokens: PeerIDTokens) -> None:
@@ -64,6 +79,9 @@ def is_usable(credential: PeerIDCredential) -> bool:
 _refresh_locks: WeakValueDictionary[int, threading.Lock] = WeakValueDictionary()
 _refresh_locks_guard = threading.Lock()
 
+#: Pauses (seconds) between looks at a credential another process is refreshing.
+_FIRST_PAUSE, _LONGEST_PAUSE = 0.02, 0.25
+
 
 def _lock_for(credential_pk: int) -> threading.Lock:
     with _refresh_locks_guard:
@@ -74,13 +92,24 @@ def _lock_for(credential_pk: int) -> threading.Lock:
         return lock
 
 
-def revoke(credential: PeerIDCredential) -> None:
-    """Forget the tokens: every session of this credential ends at its next request."""
-    PeerIDCredential.objects.filter(pk=credential.pk).update(
-        access_token="", refresh_token="", needs_refresh=False, revoked_at=timezone.now()
-    )
+def revoke(credential: PeerIDCredential, *, claimed_by: str | None = None) -> bool:
+    """Forget the tokens: every session of this credential ends at its next request.
+
+    With ``claimed_by``, only while that refresh claim holds. Any claim is released (a
+    refresh under way then stores nothing). Whether the row was revoked.
+    """
+    rows = (PeerIDCredential.objects.filter(pk=credential.pk) if claimed_by is None
+            else held_by(credential.pk, claimed_by))
+    now = timezone.now()
+    revoked = rows.update(access_token="", refresh_token="", needs_refresh=False,
+                          revoked_at=now, **RELEASED)
     credential.access_token = credential.refresh_token = ""
-    credential.revoked_at = timezone.now()
+    credential.revoked_at = now
+    return revoked == 1
+
+
+def _read(credential_pk: int) -> PeerIDCredential | None:
+    return PeerIDCredential.objects.select_related("pioneer").filter(pk=credential_pk).first()
 
 
 def refresh(credential_pk: int, *, rejected_access_token: str | None = None,
@@ -89,42 +118,100 @@ def refresh(credential_pk: int, *, rejected_access_token: str | None = None,
 
     Raises ``PeerIDSessionEnded`` when it is gone or PeerID refuses the refresh token
     (the credential is then revoked), ``UpstreamUnavailable`` when PeerID cannot say
-    (the credential is left as it was).
+    (the credential is left as it was). What it writes is committed at once, whatever
+    the caller's transaction does next (see :mod:`.durable` for the exceptions).
     """
-    failure: RefreshTokenDead | None = None
-    with _lock_for(credential_pk):
-        with transaction.atomic():
-            credential = (PeerIDCredential.objects.select_for_update()
-                          .select_related("pioneer").filter(pk=credential_pk).first())
-            if credential is None or not is_usable(credential):
-                raise PeerIDSessionEnded("the PeerID credential is gone or revoked")
-            if not is_due(credential, rejected_access_token):
-                return credential  # another request refreshed it while we waited
-            try:
-                tokens = get_peerid_client().refresh(credential.refresh_token)
-                if str(tokens.user_id) != credential.pioneer.uid:
-                    raise RefreshTokenDead("the refreshed token belongs to another user")
-            except RefreshTokenDead as exc:
-                failure = exc  # handled below, outside the transaction but inside the lock
-            else:
-                store_tokens(credential, tokens)
-                credential.last_refreshed_at = timezone.now()
-                credential.save(update_fields=[
-                    "access_token", "refresh_token", "expires_at", "scope", "needs_refresh",
-                    "revoked_at", "last_refreshed_at",
-                ])
-                logger.info("refreshed the PeerID credential of uid %s",
-                            credential.pioneer.uid)
-        if failure is not None:
-            logger.warning("PeerID refused to refresh the credential of uid %s: %s",
-                           credential.pioneer.uid, failure)
-            revoke(credential)
+    lock = _lock_for(credential_pk)  # the first line: one refresher per process
+    if not lock.acquire(timeout=claim_lifetime()):
+        raise UpstreamUnavailable("another refresh of this PeerID credential is still "
+                                  "running", service=SERVICE)
+    try:
+        with CommittedWrites(PeerIDCredential, credential_pk) as writes:
+            credential, failure, refreshed = _refresh_claimed(
+                credential_pk, rejected_access_token, writes)
+    finally:
+        lock.release()
     if failure is not None:
         peerid_refresh_failed.send(sender=PeerIDCredential, credential=credential,
                                    request=request, reason=str(failure))
         raise PeerIDSessionEnded("PeerID refused the refresh token") from failure
-    peerid_refreshed.send(sender=PeerIDCredential, credential=credential, request=request)
+    if refreshed:
+        peerid_refreshed.send(sender=PeerIDCredential, credential=credential,
+                              request=request)
     return credential
+
+
+def _claim_if_due(credential_pk: int, rejected_access_token: str | None,
+                  writes: CommittedWrites, holder: str) -> tuple[PeerIDCredential, bool]:
+    """(the credential, False) once it needs no refresh, or (it, True) claimed by
+    ``holder`` while it still does. Waits, holding no database lock, while another
+    process's claim holds; whoever comes second finds fresh tokens and uses them."""
+    give_up = time.monotonic() + claim_lifetime() + _LONGEST_PAUSE
+    pause = _FIRST_PAUSE
+    claimed = False
+    while True:
+        with writes.using():
+            credential = _read(credential_pk)
+        usable = credential is not None and is_usable(credential)
+        if claimed and (not usable or not is_due(credential, rejected_access_token)):
+            with writes.using():
+                release(credential_pk, holder)
+        if credential is None or not usable:
+            raise PeerIDSessionEnded("the PeerID credential is gone or revoked")
+        if not is_due(credential, rejected_access_token):
+            return credential, False  # refreshed by another request while we waited
+        if claimed:
+            return credential, True
+        with writes.using():
+            claimed = try_claim(credential_pk, holder)
+        if claimed:
+            continue  # read again under the claim: a refresh may have been stored since
+        if time.monotonic() > give_up:
+            raise UpstreamUnavailable("another refresh of this PeerID credential is still "
+                                      "running", service=SERVICE)
+        time.sleep(pause)
+        pause = min(pause * 2, _LONGEST_PAUSE)
+
+
+def _refresh_claimed(credential_pk: int, rejected_access_token: str | None,
+                     writes: CommittedWrites
+                     ) -> tuple[PeerIDCredential, RefreshTokenDead | None, bool]:
+    """(credential, the refusal if PeerID refused, whether it was refreshed here).
+
+    Claim (a short committed write), call PeerID with no lock held, then store the
+    tokens and release the claim in one write, if the claim still holds.
+    """
+    holder = new_holder()
+    credential, claimed = _claim_if_due(credential_pk, rejected_access_token, writes, holder)
+    if not claimed:
+        return credential, None, False
+    uid = credential.pioneer.uid
+    try:
+        tokens = get_peerid_client().refresh(credential.refresh_token)
+        if str(tokens.user_id) != uid:
+            raise RefreshTokenDead("the refreshed token belongs to another user")
+    except RefreshTokenDead as exc:
+        logger.warning("PeerID refused to refresh the credential of uid %s: %s", uid, exc)
+        with writes.using():
+            revoke(credential, claimed_by=holder)
+        return credential, exc, False
+    except BaseException:
+        with writes.using():
+            release(credential_pk, holder)
+        raise
+    store_tokens(credential, tokens)
+    credential.last_refreshed_at = timezone.now()
+    with writes.using():
+        stored = held_by(credential_pk, holder).update(
+            **{name: getattr(credential, name) for name in TOKEN_FIELDS},
+            last_refreshed_at=credential.last_refreshed_at, **RELEASED)
+    if not stored:  # taken over (the call outlived the claim) or revoked meanwhile
+        logger.warning("the refresh of the PeerID credential of uid %s lost its claim; "
+                       "its tokens are dropped", uid)
+        raise UpstreamUnavailable("the PeerID refresh lost its claim", service=SERVICE)
+    credential.refresh_claimed_by, credential.refresh_claimed_until = "", None
+    logger.info("refreshed the PeerID credential of uid %s", uid)
+    return credential, None, True
 
 
 def fresh_session_credential(request: HttpRequest) -> PeerIDCredential | None:
@@ -165,7 +252,8 @@ def call_with_refresh(credential: PeerIDCredential,
     try:
         return call(fresh.access_token)
     except AccessTokenRejected:
-        PeerIDCredential.objects.filter(pk=credential.pk).update(needs_refresh=True)
+        with CommittedWrites(PeerIDCredential, credential.pk) as writes, writes.using():
+            PeerIDCredential.objects.filter(pk=credential.pk).update(needs_refresh=True)
         raise
 
 

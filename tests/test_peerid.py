@@ -533,3 +533,29 @@ def test_the_middleware_works_under_asgi_too(client, alice, fake_peerid):
     assert async_to_sync(middleware)(request) == "view ran"
     assert fake_peerid.call_count(REFRESH) == 1
     assert request.peerid_credential.access_token != credential.access_token
+
+
+def test_a_first_sign_in_that_loses_the_race_recovers_inside_atomic_requests(
+        client, alice, fake_peerid, monkeypatch):
+    """Two first sign-ins of one person: the other one saves its credential right after
+    our lookup found none. Under ATOMIC_REQUESTS the IntegrityError of our save must not
+    break the request's transaction (it did: TransactionManagementError, a 500)."""
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    raced = []
+
+    def the_other_sign_in_saves_right_after_our_lookup(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if (not raced and sql.startswith("SELECT")
+                and "django_piauth_peeridcredential" in sql and "pioneer_id" in sql):
+            raced.append(params[0])
+            PeerIDCredential.objects.create(pioneer_id=params[0], access_token="theirs")
+        return result
+
+    with connection.execute_wrapper(the_other_sign_in_saves_right_after_our_lookup):
+        response = post_json(client, LOGIN, {"login": "alice", "password": PASSWORD})
+    assert raced
+    assert response.status_code == 200, response.content
+    credential = PeerIDCredential.objects.get()
+    assert fake_peerid.access_token_valid(credential.access_token)
+    assert client.session[SESSION_KEY] == credential.pk
+    assert client.get("/home/").content == b"Hello alice"

@@ -33,3 +33,21 @@ class PeerIDOperations(APIView):
         result = peerid_operations(request._request.peerid_credential,
                                    request.data["operations"], request=request._request)
         return Response({"result": result})
+
+
+class PeerIDThenRefuse(APIView):
+    """Authenticates (PeerIDAuthentication may refresh), makes the token calls asked for
+    (refreshing once on a 401), then fails: a 400 from a ValidationError (DRF rolls the
+    request's transaction back) or, with ``"raise": true``, an exception (a 500)."""
+
+    def post(self, request):
+        from rest_framework.exceptions import ValidationError
+
+        from django_piauth.peerid import peerid_operations
+
+        if request.data.get("operations"):
+            peerid_operations(request._request.peerid_credential,
+                              request.data["operations"], request=request._request)
+        if request.data.get("raise"):
+            raise RuntimeError("the view failed after the refresh")
+        raise ValidationError({"detail": "refused after the refresh"})
