@@ -218,7 +218,7 @@ def _sqlite_atomic_requests_warnings() -> list[checks.CheckMessage]:
         "(the user is signed out).",
         hint="Add 'django_piauth.middleware.PeerIDRefreshMiddleware' after "
              "AuthenticationMiddleware: it refreshes before the view's transaction starts.",
-        id="piauth.W014",
+        id="piauth.W016",
     ) for alias in connections
         if connections[alias].vendor == "sqlite"
         and connections[alias].settings_dict.get("ATOMIC_REQUESTS")]

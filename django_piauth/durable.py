@@ -18,7 +18,7 @@ commit at once:
   - SQLite: the caller's transaction holds (with ``IMMEDIATE``, from its first statement)
     the one write lock of the whole database, so a second connection could not write
     until the caller commits. ``PeerIDRefreshMiddleware`` refreshes before the view's
-    transaction starts; check ``piauth.W014`` warns when it is missing.
+    transaction starts; check ``piauth.W016`` warns when it is missing.
 """
 
 from __future__ import annotations

@@ -260,8 +260,8 @@ def test_the_middleware_refreshes_before_the_views_transaction(
 def test_sqlite_with_atomic_requests_and_no_refresh_middleware_is_warned_about(
         settings, atomic_requests, monkeypatch):
     sqlite = connection.vendor == "sqlite"
-    assert "piauth.W014" not in {message.id for message in run_checks()}  # middleware
+    assert "piauth.W016" not in {message.id for message in run_checks()}  # middleware
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "PeerID" not in m]
-    assert ("piauth.W014" in {message.id for message in run_checks()}) is sqlite
+    assert ("piauth.W016" in {message.id for message in run_checks()}) is sqlite
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", False)
-    assert "piauth.W014" not in {message.id for message in run_checks()}
+    assert "piauth.W016" not in {message.id for message in run_checks()}
