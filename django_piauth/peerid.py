@@ -24,6 +24,7 @@ from weakref import WeakValueDictionary
 
 from django.http import HttpRequest
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import piauth_settings
 from .durable import CommittedWrites
@@ -112,6 +113,7 @@ def _read(credential_pk: int) -> PeerIDCredential | None:
     return PeerIDCredential.objects.select_related("pioneer").filter(pk=credential_pk).first()
 
 
+@sensitive_variables()  # this frame and every one below it: the refresh token, the secret
 def refresh(credential_pk: int, *, rejected_access_token: str | None = None,
             request: HttpRequest | None = None) -> PeerIDCredential:
     """The credential with usable tokens, refreshed if (still) due; one refresh at a time.
@@ -234,6 +236,7 @@ def fresh_session_credential(request: HttpRequest) -> PeerIDCredential | None:
     return credential
 
 
+@sensitive_variables()  # the access token, here and in the calls below
 def call_with_refresh(credential: PeerIDCredential,
                       call: Callable[[str], T], *, request: HttpRequest | None = None) -> T:
     """``call(access_token)``; on a 401, refresh once and retry once.

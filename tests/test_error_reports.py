@@ -98,3 +98,44 @@ def test_the_pi_access_token_of_an_api_call_stays_out_of_error_reports(
     response = client.get("/api/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 500
     assert_not_reported(error_report(), [token])
+
+
+@pytest.mark.parametrize("where", ["middleware refresh", "refresh on a 401"])
+def test_peerid_refresh_tokens_and_the_client_secret_stay_out_of_error_reports(
+        fake_peerid, error_report, monkeypatch, settings, where):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_piauth.models import PeerIDCredential
+    from django_piauth.peerid import peerid_operations
+
+    fake_peerid.add_user(login="alice", password=PASSWORD)
+    client = Client(raise_request_exception=False)
+    client.post("/auth/peerid/login/", {"login": "alice", "password": PASSWORD})
+    credential = PeerIDCredential.objects.get()
+    secrets = [credential.access_token, credential.refresh_token,
+               settings.PIAUTH["PEERID_CLIENT_SECRET"]]
+    real_send = peerid_provider.send
+
+    def boom_on_refresh(method, url, **kwargs):
+        if url.endswith("/refreshtoken"):
+            raise RuntimeError("unexpected")
+        return real_send(method, url, **kwargs)
+
+    monkeypatch.setattr(peerid_provider, "send", boom_on_refresh)
+    if where == "middleware refresh":
+        PeerIDCredential.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+        response = client.get("/home/")
+        assert response.status_code == 500
+        report = error_report()
+    else:
+        from django.views.debug import ExceptionReporter
+
+        fake_peerid.expire_access_token(credential.access_token)  # the call answers 401
+        with pytest.raises(RuntimeError) as raised:
+            peerid_operations(credential, [{"op": 1}])
+        frames_below_this_test = raised.tb.tb_next
+        reporter = ExceptionReporter(None, raised.type, raised.value, frames_below_this_test)
+        report = (reporter.get_traceback_text(), reporter.get_traceback_html())
+    assert_not_reported(report, secrets)
