@@ -265,3 +265,25 @@ def test_sqlite_with_atomic_requests_and_no_refresh_middleware_is_warned_about(
     assert ("piauth.W016" in {message.id for message in run_checks()}) is sqlite
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", False)
     assert "piauth.W016" not in {message.id for message in run_checks()}
+
+
+@pytest.mark.django_db
+def test_a_refresh_for_another_user_ends_the_session(client, alice, fake_peerid, monkeypatch):
+    """PeerID (or whoever answers in its place) hands back tokens of another user: the
+    session ends and the credential is revoked; nobody is switched to that user."""
+    import dataclasses
+
+    from django_piauth.providers import peerid as provider
+
+    credential = sign_in(client)
+    expire(credential)
+    real_parse = provider.parse_tokens
+    monkeypatch.setattr(provider, "parse_tokens", lambda payload, client_id: dataclasses.replace(
+        real_parse(payload, client_id), user_id=alice + 1))
+    response = client.get("/api/whoami/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 401
+    assert [call.path for call in fake_peerid.calls].count(REFRESH) == 1
+    credential.refresh_from_db()
+    assert credential.revoked_at is not None
+    assert (credential.access_token, credential.refresh_token) == ("", "")
+    assert "_auth_user_id" not in client.session
