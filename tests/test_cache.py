@@ -91,10 +91,12 @@ def test_cache_holds_a_keyed_digest_never_the_token(fake_pi, locmem):
 def test_entry_expires_at_valid_until(client, fake_pi, clock):
     token = fake_pi.issue_token(username="alice", valid_for=60)  # TTL is 300: valid_until wins
     assert client.get(URL, **bearer(token)).status_code == 200
-    clock(59)
+    # The fake keeps valid_until in whole seconds, rounded down: up to a second
+    # earlier than 60 s from now, so this stays a second clear of it.
+    clock(58)
     assert client.get(URL, **bearer(token)).status_code == 200
     assert fake_pi.call_count("/v2/me") == 1
-    clock(2)  # past valid_until: asked again, and upstream now says no
+    clock(3)  # past valid_until: asked again, and upstream now says no
     assert client.get(URL, **bearer(token)).status_code == 401
     assert fake_pi.call_count("/v2/me") == 2
 
