@@ -8,7 +8,6 @@ cap on how many bytes of a response are read.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ..exceptions import UpstreamUnavailable
+from ..untrusted_json import NotJSON, loads
 
 _session: requests.Session | None = None
 _session_lock = threading.Lock()
@@ -95,14 +95,17 @@ def _transport(session: requests.Session, url: str) -> tuple[dict[str, str], Any
 class UpstreamResponse:
     status: int
     body: bytes
+    service: str = "upstream"
 
     def json(self) -> Any:
-        """The parsed body, or ``UpstreamUnavailable`` when it is not JSON."""
+        """The parsed body, or ``UpstreamUnavailable`` when it is not JSON we can read
+        (deeply nested JSON included): the one parser of every upstream answer."""
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            return loads(self.body)
+        except NotJSON as exc:
             raise UpstreamUnavailable(
-                f"upstream answered {self.status} with a body that is not JSON"
+                f"{self.service} answered {self.status} with a body that is {exc}",
+                service=self.service,
             ) from exc
 
 
@@ -158,4 +161,5 @@ def send(
             raise UpstreamUnavailable(
                 f"{service} broke off its answer ({type(exc).__name__})", service=service
             ) from exc
-    return UpstreamResponse(status=response.status_code, body=b"".join(chunks))
+    return UpstreamResponse(status=response.status_code, body=b"".join(chunks),
+                            service=service)
