@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import HttpRequest
+
+from .untrusted_json import NotJSON, loads
 
 
 class BadRequestBody(ValueError):
@@ -16,9 +17,9 @@ def request_data(request: HttpRequest) -> dict[str, Any]:
     content_type = request.content_type or ""
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
-            data = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequestBody("The body is not valid JSON.") from None
+            data = loads(request.body or b"{}")
+        except NotJSON as exc:
+            raise BadRequestBody(f"The body is {exc}.") from None
         if not isinstance(data, dict):
             raise BadRequestBody("The body must be a JSON object.")
         return data

@@ -8,16 +8,18 @@ cap on how many bytes of a response are read.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import threading
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util import parse_url
 
 from ..exceptions import UpstreamUnavailable
+from ..untrusted_json import NotJSON, loads
 
 _session: requests.Session | None = None
 _session_lock = threading.Lock()
@@ -62,6 +64,48 @@ def _forget_session_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_session_in_child)
 
 
+class OffSiteURL(ValueError):
+    """A path that would take an upstream call (and its credential) off the configured
+    upstream: another host, port or scheme, or outside the base URL's path."""
+
+
+_FORBIDDEN_IN_PATH = frozenset("\\\x00\r\n\t ")
+
+
+def _place(url: str) -> tuple[tuple[Any, ...], tuple[Any, ...], str]:
+    """Where ``url`` goes, as urllib3 (which opens the connection) and urllib read it:
+    (scheme, credentials, host, port) by each, and urllib3's normalized path."""
+    ours, theirs = parse_url(url), urlsplit(url)
+    port = theirs.port  # ValueError on a port that is not a number
+    return ((ours.scheme, ours.auth, ours.host, ours.port),
+            (theirs.scheme, theirs.username, theirs.password, theirs.hostname, port),
+            ours.path or "/")
+
+
+@functools.lru_cache(maxsize=512)
+def join_url(base_url: str, path: str) -> str:
+    """``base_url`` followed by ``path``: the one way every client builds an upstream URL.
+
+    Refuses (:class:`OffSiteURL`) anything whose result is not on ``base_url``'s scheme,
+    host and port, under its path: ``"@attacker.example/x"`` appended to
+    ``https://api.minepi.com`` would send the Server API Key to ``attacker.example``.
+    """
+    base = base_url.rstrip("/")
+    if (not path.startswith("/") or path.startswith("//")
+            or not _FORBIDDEN_IN_PATH.isdisjoint(path)):
+        raise OffSiteURL("an upstream path starts with one '/' and has no spaces, "
+                         "backslashes or control characters")
+    url = base + path
+    try:
+        base_place, base_split, base_path = _place(base + "/")
+        url_place, url_split, url_path = _place(url)
+    except ValueError as exc:
+        raise OffSiteURL(f"the path does not make a usable URL on {base}") from exc
+    if (url_place, url_split) != (base_place, base_split) or not url_path.startswith(base_path):
+        raise OffSiteURL(f"the path leads off {base}")
+    return url
+
+
 @functools.lru_cache(maxsize=256)
 def _checked_url(url: str) -> str:
     """requests' own URL preparation (validation, IDNA, quoting), done once per URL."""
@@ -95,14 +139,23 @@ def _transport(session: requests.Session, url: str) -> tuple[dict[str, str], Any
 class UpstreamResponse:
     status: int
     body: bytes
+    service: str = "upstream"
+
+    @property
+    def cannot_say(self) -> bool:
+        """Neither 2xx nor 4xx: a 5xx, a 1xx, or a redirect (never followed: it could
+        take the credential elsewhere) says nothing about what was asked."""
+        return not (200 <= self.status < 300 or 400 <= self.status < 500)
 
     def json(self) -> Any:
-        """The parsed body, or ``UpstreamUnavailable`` when it is not JSON."""
+        """The parsed body, or ``UpstreamUnavailable`` when it is not JSON we can read
+        (deeply nested JSON included): the one parser of every upstream answer."""
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            return loads(self.body)
+        except NotJSON as exc:
             raise UpstreamUnavailable(
-                f"upstream answered {self.status} with a body that is not JSON"
+                f"{self.service} answered {self.status} with a body that is {exc}",
+                service=self.service,
             ) from exc
 
 
@@ -158,4 +211,5 @@ def send(
             raise UpstreamUnavailable(
                 f"{service} broke off its answer ({type(exc).__name__})", service=service
             ) from exc
-    return UpstreamResponse(status=response.status_code, body=b"".join(chunks))
+    return UpstreamResponse(status=response.status_code, body=b"".join(chunks),
+                            service=service)

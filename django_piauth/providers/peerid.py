@@ -26,7 +26,7 @@ from ..exceptions import (
 
 __all__ = ["AccessTokenRejected", "InvalidCredentials", "PeerIDClient", "PeerIDIdentity",
            "PeerIDTokens", "RefreshTokenDead", "WrongApp", "get_peerid_client"]
-from .http import UpstreamResponse, send
+from .http import UpstreamResponse, join_url, send
 
 SERVICE = "PeerID"
 
@@ -118,11 +118,11 @@ class PeerIDClient:
     def _post(self, path: str, body: dict[str, Any],
               headers: dict[str, str] | None = None) -> UpstreamResponse:
         response = send(
-            "POST", f"{self.base_url}{path}", service=SERVICE,
+            "POST", join_url(self.base_url, path), service=SERVICE,
             headers={"Accept": "application/json", **(headers or {})},
             json_body=body, timeout=self.timeout, max_bytes=self.max_response_bytes,
         )
-        if response.status >= 500 or response.status < 200:
+        if response.cannot_say:
             raise UpstreamUnavailable(f"{SERVICE} {path} answered {response.status}",
                                       service=SERVICE)
         return response
@@ -164,7 +164,7 @@ class PeerIDClient:
         """Where to send the browser for the authorization-code flow."""
         query = urlencode({"client_id": self.client_id, "redirect_uri": redirect_uri,
                            "state": state})
-        return f"{self.base_url}/permissions?{query}"
+        return f"{join_url(self.base_url, '/permissions')}?{query}"
 
     def exchange_code(self, code: str) -> PeerIDTokens:
         body = {"code": code, "client_id": self.client_id, "client_secret": self._secret()}

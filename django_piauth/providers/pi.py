@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import built_from_settings, piauth_settings
 from ..exceptions import InvalidToken, UpstreamError, UpstreamUnavailable
-from .http import UpstreamResponse, send
+from .http import UpstreamResponse, join_url, send
 
 SERVICE = "Pi Platform"
 
@@ -110,7 +110,7 @@ class PiPlatformClient:
               json_body: Any = None) -> UpstreamResponse:
         return send(
             method,
-            f"{self.base_url}{path}",
+            join_url(self.base_url, path),
             service=SERVICE,
             headers={"Authorization": authorization, "Accept": "application/json"},
             json_body=json_body,
@@ -141,7 +141,7 @@ class PiPlatformClient:
                 "PIAUTH['PI_SERVER_API_KEY'] is not set; server-side Pi Platform calls need it."
             )
         response = self._send(method, path, f"Key {self._server_api_key}", json_body)
-        if response.status >= 500 or response.status < 200:
+        if response.cannot_say:
             raise UpstreamUnavailable(f"{SERVICE} {path} answered {response.status}",
                                       service=SERVICE)
         body = response.json()

@@ -24,7 +24,7 @@ from ..exceptions import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from .http import UpstreamResponse, send
+from .http import UpstreamResponse, join_url, send
 
 SERVICE = "SAFE Launcher"
 #: The permissions a SAFE Launcher knows: ``SAFE_DRIVE_ACCESS`` (v0.5), ``LOW_LEVEL_API``.
@@ -186,7 +186,7 @@ class SafeLauncherClient:
         try:
             return send(
                 method,
-                f"{self.base_url}{path}",
+                join_url(self.base_url, path),
                 service=SERVICE,
                 headers=sent_headers,
                 json_body=json_body,
@@ -213,7 +213,7 @@ class SafeLauncherClient:
     @staticmethod
     def _unexpected(path: str, response: UpstreamResponse) -> Exception:
         """5xx: cannot say; another 4xx: the Launcher's documented error, described."""
-        if response.status >= 500 or response.status < 200:
+        if response.cannot_say:
             return UpstreamUnavailable(f"{SERVICE} {path} answered {response.status}",
                                        service=SERVICE)
         description = _description(response)
@@ -308,11 +308,9 @@ class SafeLauncherClient:
                 max_bytes: int | None = None) -> UpstreamResponse:
         """An authorised call to ``path`` on this Launcher (never another host).
 
-        401 raises :class:`SafeGrantDead`; 5xx and transport failures raise
-        :class:`UpstreamUnavailable`; any other answer is returned as it is.
+        401 raises :class:`SafeGrantDead`; 5xx, redirects (never followed) and transport
+        failures raise :class:`UpstreamUnavailable`; any other answer is returned as it is.
         """
-        if not path.startswith("/") or path.startswith("//"):
-            raise ValueError("path is a path on the SAFE Launcher, starting with one '/'")
         response = self._send(method.upper(), path, token=token, json_body=json_body,
                               headers=headers, max_bytes=max_bytes)
         if response.status == 401:
@@ -320,7 +318,7 @@ class SafeLauncherClient:
                 f"the SAFE Launcher at {self.base_url} no longer accepts the token; "
                 f"run `{AUTHORIZE_COMMAND}`"
             )
-        if response.status >= 500:
+        if response.cannot_say:
             raise self._unexpected(path.partition("?")[0], response)
         return response
 

@@ -102,6 +102,7 @@ class _Rule:
     body: bytes = b""
     content_type: str = JSON_CONTENT_TYPE
     seconds: float = 0.0
+    headers: Mapping[str, str] | None = None
 
 
 @dataclass
@@ -153,11 +154,13 @@ class FakeUpstreamBase:
 
     def fail_with(self, status: int, body: bytes | str | Any = None, count: int | None = 1,
                   *, path: str | None = None,
-                  content_type: str = JSON_CONTENT_TYPE) -> None:
+                  content_type: str = JSON_CONTENT_TYPE,
+                  headers: Mapping[str, str] | None = None) -> None:
         """Answer the next ``count`` calls with ``status`` (e.g. 401, 500, 503).
 
         ``body`` is bytes or text sent as is, any other value is sent as JSON; the default
-        is a JSON error body. ``path`` limits the failure to one path or path prefix.
+        is a JSON error body. ``path`` limits the failure to one path or path prefix;
+        ``headers`` are added to the answer (e.g. a ``Location`` for a 302).
         """
         if not 100 <= status <= 599:
             raise ValueError("status is an HTTP status code")
@@ -169,7 +172,7 @@ class FakeUpstreamBase:
         elif not isinstance(body, bytes):
             body = json.dumps(body).encode()
         self._add(_Rule("status", _count(count), path, status=status, body=body,
-                        content_type=content_type))
+                        content_type=content_type, headers=dict(headers or {})))
 
     def garbage(self, count: int | None = 1, *, path: str | None = None) -> None:
         """Answer the next ``count`` calls with 200 and a body that is not JSON."""
@@ -219,7 +222,8 @@ class FakeUpstreamBase:
                 if rule.kind == "drop":
                     plan.drop = True
                 else:
-                    plan.answer = (rule.status, {"Content-Type": rule.content_type}, rule.body)
+                    plan.answer = (rule.status, {"Content-Type": rule.content_type,
+                                                 **(rule.headers or {})}, rule.body)
             else:
                 continue
             if rule.remaining is not None:
