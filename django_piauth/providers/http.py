@@ -1,8 +1,9 @@
 """The HTTP plumbing every upstream client shares.
 
 One pooled :class:`requests.Session` per process (re-made in a forked child, so
-pre-forking servers never share sockets), an explicit timeout on every call, and a
-cap on how many bytes of a response are read.
+pre-forking servers never share sockets), an explicit timeout on every call, a
+deadline on the whole call (:mod:`.deadline`), a cap on how many bytes of a response
+are read, and URLs that cannot leave the configured upstream (:func:`join_url`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import ProxyManager
 from urllib3.util import parse_url
 
 from ..exceptions import UpstreamUnavailable
 from ..untrusted_json import NotJSON, loads
+from .deadline import Deadline, DeadlineExceeded, watched_pool_classes
 
 _session: requests.Session | None = None
 _session_lock = threading.Lock()
@@ -35,7 +38,7 @@ def get_session() -> requests.Session:
             if session is None:
                 session = requests.Session()
                 # Enough connections for a threaded server's workers.
-                adapter = HTTPAdapter(pool_connections=8, pool_maxsize=64)
+                adapter = _WatchedAdapter(pool_connections=8, pool_maxsize=64)
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 # requests reads the whole environment twice per call for proxy settings
@@ -47,6 +50,20 @@ def get_session() -> requests.Session:
                                       or os.environ.get("CURL_CA_BUNDLE") or True)
                 _session = session
     return session
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose connections a call's deadline can cut (SOCKS proxies aside)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = watched_pool_classes()
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, ProxyManager):
+            manager.pool_classes_by_scheme = watched_pool_classes()
+        return manager
 
 
 def _proxies_in_environment() -> bool:
@@ -159,6 +176,12 @@ class UpstreamResponse:
             ) from exc
 
 
+def default_deadline(timeout: tuple[float, float]) -> float:
+    """The deadline of a call with this (connect, read) timeout when none is configured,
+    as ``CALL_DEADLINE`` defaults."""
+    return float(timeout[0] + 2 * timeout[1])
+
+
 def send(
     method: str,
     url: str,
@@ -168,13 +191,39 @@ def send(
     json_body: Any = None,
     form_body: dict[str, Any] | None = None,
     timeout: tuple[float, float],
+    deadline: float | None = None,
     max_bytes: int,
 ) -> UpstreamResponse:
-    """Make one request and read at most ``max_bytes`` of the answer.
+    """Make one request and read at most ``max_bytes`` of the answer, all of it within
+    ``deadline`` seconds (default :func:`default_deadline`).
 
-    Connection errors, timeouts and oversized answers raise ``UpstreamUnavailable``
-    naming ``service`` and the path, never the headers (they carry credentials).
+    Connection errors, timeouts, a passed deadline and oversized answers raise
+    ``UpstreamUnavailable`` naming ``service`` and the path, never the headers (they
+    carry credentials).
     """
+    with Deadline(deadline if deadline is not None else default_deadline(timeout)) as limit:
+        try:
+            status, body = _exchange(method, url, service, headers, json_body, form_body,
+                                     timeout, max_bytes)
+        except UpstreamUnavailable as exc:
+            if limit.expired:
+                raise _late(service, limit) from exc.__cause__
+            raise
+        if limit.expired:  # the cut may look like the end of a body without a length
+            raise _late(service, limit)
+    return UpstreamResponse(status=status, body=body, service=service)
+
+
+def _late(service: str, limit: Deadline) -> UpstreamUnavailable:
+    exc = UpstreamUnavailable(f"{service} did not answer in time", service=service)
+    exc.__cause__ = DeadlineExceeded(f"the call took more than {limit.seconds:g} s")
+    return exc
+
+
+def _exchange(method: str, url: str, service: str, headers: dict[str, str] | None,
+              json_body: Any, form_body: dict[str, Any] | None,
+              timeout: tuple[float, float], max_bytes: int) -> tuple[int, bytes]:
+    """The request and the bounded read of its answer: (status, body)."""
     # Straight to the transport adapter (which ``responses`` mocks): a session's own
     # send adds cookie handling, hooks and redirects we do not want, and a third of a
     # millisecond per call.
@@ -211,5 +260,4 @@ def send(
             raise UpstreamUnavailable(
                 f"{service} broke off its answer ({type(exc).__name__})", service=service
             ) from exc
-    return UpstreamResponse(status=response.status_code, body=b"".join(chunks),
-                            service=service)
+    return response.status_code, b"".join(chunks)

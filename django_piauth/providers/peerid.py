@@ -26,7 +26,7 @@ from ..exceptions import (
 
 __all__ = ["AccessTokenRejected", "InvalidCredentials", "PeerIDClient", "PeerIDIdentity",
            "PeerIDTokens", "RefreshTokenDead", "WrongApp", "get_peerid_client"]
-from .http import UpstreamResponse, join_url, send
+from .http import UpstreamResponse, default_deadline, join_url, send
 
 SERVICE = "PeerID"
 
@@ -103,12 +103,14 @@ class PeerIDClient:
     """One PeerID app's client. The client secret stays out of ``repr`` and messages."""
 
     def __init__(self, base_url: str, *, client_id: int, client_secret: str | None = None,
-                 timeout: tuple[float, float] = (3.0, 5.0),
+                 timeout: tuple[float, float] = (3.0, 5.0), deadline: float | None = None,
                  max_response_bytes: int = 256 * 1024) -> None:
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
         self._client_secret = client_secret
         self.timeout = timeout
+        #: Seconds a whole call may take (``CALL_DEADLINE``).
+        self.deadline = deadline if deadline is not None else default_deadline(timeout)
         self.max_response_bytes = max_response_bytes
 
     def __repr__(self) -> str:
@@ -120,7 +122,8 @@ class PeerIDClient:
         response = send(
             "POST", join_url(self.base_url, path), service=SERVICE,
             headers={"Accept": "application/json", **(headers or {})},
-            json_body=body, timeout=self.timeout, max_bytes=self.max_response_bytes,
+            json_body=body, timeout=self.timeout, deadline=self.deadline,
+            max_bytes=self.max_response_bytes,
         )
         if response.cannot_say:
             raise UpstreamUnavailable(f"{SERVICE} {path} answered {response.status}",
@@ -210,6 +213,7 @@ def _build_client() -> PeerIDClient:
         client_id=client_id,
         client_secret=piauth_settings.PEERID_CLIENT_SECRET,
         timeout=piauth_settings.timeout,
+        deadline=piauth_settings.deadline,
         max_response_bytes=piauth_settings.MAX_RESPONSE_BYTES,
     )
 

@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import built_from_settings, piauth_settings
 from ..exceptions import InvalidToken, UpstreamError, UpstreamUnavailable
-from .http import UpstreamResponse, join_url, send
+from .http import UpstreamResponse, default_deadline, join_url, send
 
 SERVICE = "Pi Platform"
 
@@ -95,11 +95,14 @@ class PiPlatformClient:
         *,
         server_api_key: str | None = None,
         timeout: tuple[float, float] = (3.0, 5.0),
+        deadline: float | None = None,
         max_response_bytes: int = 256 * 1024,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._server_api_key = server_api_key
         self.timeout = timeout
+        #: Seconds a whole call may take (``CALL_DEADLINE``).
+        self.deadline = deadline if deadline is not None else default_deadline(timeout)
         self.max_response_bytes = max_response_bytes
 
     def __repr__(self) -> str:
@@ -115,6 +118,7 @@ class PiPlatformClient:
             headers={"Authorization": authorization, "Accept": "application/json"},
             json_body=json_body,
             timeout=self.timeout,
+            deadline=self.deadline,
             max_bytes=self.max_response_bytes,
         )
 
@@ -192,6 +196,7 @@ def _build_client() -> PiPlatformClient:
         piauth_settings.PI_API_URL,
         server_api_key=piauth_settings.PI_SERVER_API_KEY,
         timeout=piauth_settings.timeout,
+        deadline=piauth_settings.deadline,
         max_response_bytes=piauth_settings.MAX_RESPONSE_BYTES,
     )
 

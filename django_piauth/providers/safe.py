@@ -24,7 +24,8 @@ from ..exceptions import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from .http import UpstreamResponse, join_url, send
+from .deadline import DeadlineExceeded
+from .http import UpstreamResponse, default_deadline, join_url, send
 
 SERVICE = "SAFE Launcher"
 #: The permissions a SAFE Launcher knows: ``SAFE_DRIVE_ACCESS`` (v0.5), ``LOW_LEVEL_API``.
@@ -156,8 +157,10 @@ def _description(response: UpstreamResponse) -> str | None:
 class SafeLauncherClient:
     """One SAFE Launcher, at ``base_url``. Holds no token: each call is given one.
 
-    ``timeout`` is (connect, read) for ordinary calls; ``authorize_timeout`` is the read
-    timeout of ``POST /auth``, which waits for a person to allow or deny.
+    ``timeout`` is (connect, read) for ordinary calls and ``deadline`` the seconds a
+    whole one may take; ``authorize_timeout`` is the read timeout of ``POST /auth``,
+    which waits for a person to allow or deny, and its deadline is that plus
+    ``deadline``.
     """
 
     def __init__(
@@ -165,11 +168,13 @@ class SafeLauncherClient:
         base_url: str,
         *,
         timeout: tuple[float, float] = (3.0, 5.0),
+        deadline: float | None = None,
         authorize_timeout: float = 300.0,
         max_response_bytes: int = 256 * 1024,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.deadline = deadline if deadline is not None else default_deadline(timeout)
         self.authorize_timeout = authorize_timeout
         self.max_response_bytes = max_response_bytes
 
@@ -178,7 +183,7 @@ class SafeLauncherClient:
 
     def _send(self, method: str, path: str, *, token: str | None = None,
               json_body: Any = None, headers: Mapping[str, str] | None = None,
-              timeout: tuple[float, float] | None = None,
+              timeout: tuple[float, float] | None = None, deadline: float | None = None,
               max_bytes: int | None = None) -> UpstreamResponse:
         sent_headers = {"Accept": "application/json", **(headers or {})}
         if token is not None:
@@ -191,6 +196,7 @@ class SafeLauncherClient:
                 headers=sent_headers,
                 json_body=json_body,
                 timeout=timeout or self.timeout,
+                deadline=deadline or self.deadline,
                 max_bytes=max_bytes or self.max_response_bytes,
             )
         except UpstreamUnavailable as exc:
@@ -241,9 +247,10 @@ class SafeLauncherClient:
                 "POST", "/auth",
                 json_body={"app": app.as_payload(), "permissions": permissions},
                 timeout=(self.timeout[0], wait),
+                deadline=wait + self.deadline,
             )
         except UpstreamUnavailable as exc:
-            if isinstance(exc.__cause__, requests.ReadTimeout):
+            if isinstance(exc.__cause__, requests.ReadTimeout | DeadlineExceeded):
                 raise UpstreamUnavailable(
                     f"nobody answered at the SAFE Launcher at {self.base_url} within "
                     f"{wait:g} s (PIAUTH['SAFE_AUTHORIZE_TIMEOUT']); nothing was granted",
@@ -334,6 +341,7 @@ def get_safe_client() -> SafeLauncherClient:
         client = _client = SafeLauncherClient(
             piauth_settings.SAFE_LAUNCHER_URL,
             timeout=piauth_settings.timeout,
+            deadline=piauth_settings.deadline,
             authorize_timeout=piauth_settings.SAFE_AUTHORIZE_TIMEOUT,
             max_response_bytes=piauth_settings.MAX_RESPONSE_BYTES,
         )

@@ -13,7 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .faults import Fault
 
 #: What ``handle`` returns: status, response headers, body.
 HandlerResult = tuple[int, dict[str, str], bytes]
@@ -95,7 +98,7 @@ def path_matches(pattern: str | None, path: str) -> bool:
 
 @dataclass
 class _Rule:
-    kind: str  # "status", "garbage", "drop", "delay"
+    kind: str  # "status", "garbage", "drop", "delay", "wire"
     remaining: int | None  # None: until cleared
     path: str | None
     status: int = 200
@@ -103,6 +106,7 @@ class _Rule:
     content_type: str = JSON_CONTENT_TYPE
     seconds: float = 0.0
     headers: Mapping[str, str] | None = None
+    fault: Fault | None = None
 
 
 @dataclass
@@ -112,6 +116,7 @@ class _Plan:
     delay: float = 0.0
     answer: HandlerResult | None = None
     drop: bool = False
+    fault: Fault | None = None
 
 
 def _count(count: int | None) -> int | None:
@@ -184,6 +189,12 @@ class FakeUpstreamBase:
         """Close the connection without answering the next ``count`` calls."""
         self._add(_Rule("drop", _count(count), path))
 
+    def fail_on_wire(self, fault: Fault, count: int | None = 1, *,
+                     path: str | None = None) -> None:
+        """Let ``fault`` (see :mod:`~django_piauth.testing.faults`: hang, trickle, reset,
+        a short or oversized body) answer the next ``count`` calls on the wire."""
+        self._add(_Rule("wire", _count(count), path, fault=fault))
+
     def delay(self, seconds: float, count: int | None = None, *,
               path: str | None = None) -> None:
         """Sleep ``seconds`` before answering the next ``count`` calls (default: until cleared).
@@ -218,9 +229,11 @@ class FakeUpstreamBase:
                 continue
             if rule.kind == "delay":
                 plan.delay += rule.seconds
-            elif plan.answer is None and not plan.drop:
+            elif plan.answer is None and not plan.drop and plan.fault is None:
                 if rule.kind == "drop":
                     plan.drop = True
+                elif rule.kind == "wire":
+                    plan.fault = rule.fault
                 else:
                     plan.answer = (rule.status, {"Content-Type": rule.content_type,
                                                  **(rule.headers or {})}, rule.body)
@@ -281,6 +294,10 @@ class FakeUpstreamBase:
             (self._sleep or time.sleep)(plan.delay)
         if plan.drop:
             raise DropConnection(path)
+        if plan.fault is not None:
+            from .faults import WireFault
+
+            raise WireFault(plan.fault)
         result = plan.answer or self.route(method, path, query, lowered, body or b"")
         with self._lock:
             call.status = result[0]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .base import DropConnection, FakeUpstream
+from .faults import WireFault
 
 if TYPE_CHECKING:
     import requests
@@ -72,7 +73,7 @@ def serve_with_responses(
                 _body_bytes(request.body),
                 timeout=_read_timeout(request),
             )
-        except DropConnection:
+        except (DropConnection, WireFault):
             return requests.ConnectionError("the fake upstream dropped the connection",
                                             request=request)
         except TimeoutError:

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from .base import DropConnection, FakeUpstream, HandlerResult, json_response
+from .faults import WireFault
 
 logger = logging.getLogger("django_piauth.testing")
 
@@ -56,6 +57,8 @@ class _Server(ThreadingHTTPServer):
         self.owner = owner
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        #: Set when the server stops: wire faults that hang or trickle end then.
+        self.stopping = threading.Event()
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -122,6 +125,10 @@ class _Handler(BaseHTTPRequestHandler):
             result = owner.app.handle(self.command, self.path, headers, body)
         except DropConnection:
             self.close_connection = True
+            return
+        except WireFault as wire:
+            self.close_connection = True
+            wire.fault.play(self.connection, self.server.stopping)
             return
         except Exception:
             logger.exception("the fake upstream failed on %s %s", self.command,
@@ -225,6 +232,7 @@ class LoopbackServer:
         self._server = self._thread = None
         if server is None:
             return
+        server.stopping.set()
         server.shutdown()
         server.close_connections()
         server.server_close()
