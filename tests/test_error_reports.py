@@ -139,3 +139,18 @@ def test_peerid_refresh_tokens_and_the_client_secret_stay_out_of_error_reports(
         reporter = ExceptionReporter(None, raised.type, raised.value, frames_below_this_test)
         report = (reporter.get_traceback_text(), reporter.get_traceback_html())
     assert_not_reported(report, secrets)
+
+
+def test_the_server_api_key_stays_out_of_error_reports(fake_pi, monkeypatch, settings):
+    from django.views.debug import ExceptionReporter
+
+    from django_piauth.providers.pi import get_pi_client
+
+    monkeypatch.setattr(pi_provider, "send", boom)
+    with pytest.raises(RuntimeError) as raised:
+        get_pi_client().get_payment("abc")
+    reporter = ExceptionReporter(None, raised.type, raised.value, raised.tb.tb_next)
+    text, html = reporter.get_traceback_text(), reporter.get_traceback_html()
+    assert "RuntimeError" in html
+    key = settings.PIAUTH["PI_SERVER_API_KEY"]
+    assert key not in text and key not in html

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 from ..conf import built_from_settings, piauth_settings
 from ..exceptions import InvalidToken, UpstreamError, UpstreamUnavailable
@@ -134,6 +135,7 @@ class PiPlatformClient:
 
     # Server API Key calls ---------------------------------------------------------
 
+    @sensitive_variables()  # here and below: the Server API Key rides in a header
     def server_call(self, method: str, path: str, json_body: Any = None) -> Any:
         """A call made with ``Authorization: Key <Server API Key>``; returns the JSON body.
 
