@@ -194,7 +194,10 @@ class PeerIDClient:
             raise UpstreamError(f"{SERVICE} {path} answered {response.status}: "
                                 f"{_error_message(payload)}", status=response.status,
                                 body=payload)
-        return payload.get("result", payload) if isinstance(payload, dict) else payload
+        if not isinstance(payload, dict) or "result" not in payload:
+            raise UpstreamUnavailable(f"{SERVICE} {path} answered 200 without a result",
+                                      service=SERVICE)
+        return payload["result"]
 
     def operations(self, access_token: str, operations: list[dict[str, Any]]) -> Any:
         return self.call("/api/v1/app/operations", access_token, {"operations": operations})

@@ -165,18 +165,19 @@ class PiPlatformClient:
         return body
 
     def get_payment(self, payment_id: str) -> Any:
-        return self.server_call("GET", f"/v2/payments/{_path_segment(payment_id)}")
+        return _payment(self.server_call("GET", f"/v2/payments/{_path_segment(payment_id)}"))
 
     def approve_payment(self, payment_id: str) -> Any:
-        return self.server_call("POST", f"/v2/payments/{_path_segment(payment_id)}/approve")
+        return _payment(self.server_call(
+            "POST", f"/v2/payments/{_path_segment(payment_id)}/approve"))
 
     def complete_payment(self, payment_id: str, txid: str) -> Any:
-        return self.server_call(
-            "POST", f"/v2/payments/{_path_segment(payment_id)}/complete", {"txid": txid}
-        )
+        return _payment(self.server_call(
+            "POST", f"/v2/payments/{_path_segment(payment_id)}/complete", {"txid": txid}))
 
     def cancel_payment(self, payment_id: str) -> Any:
-        return self.server_call("POST", f"/v2/payments/{_path_segment(payment_id)}/cancel")
+        return _payment(self.server_call(
+            "POST", f"/v2/payments/{_path_segment(payment_id)}/cancel"))
 
     def incomplete_server_payments(self) -> list[Any]:
         body = self.server_call("GET", "/v2/payments/incomplete_server_payments")
@@ -184,6 +185,14 @@ class PiPlatformClient:
         if not isinstance(payments, list):
             raise UpstreamUnavailable(f"{SERVICE} answered an unexpected body", service=SERVICE)
         return payments
+
+
+def _payment(body: Any) -> dict[str, Any]:
+    """A PaymentDTO at least names its payment; anything else is not the documented shape."""
+    if not isinstance(body, dict) or not isinstance(body.get("identifier"), str):
+        raise UpstreamUnavailable(f"{SERVICE} answered a payment without an identifier",
+                                  service=SERVICE)
+    return body
 
 
 def _path_segment(value: str) -> str:

@@ -12,6 +12,7 @@ cuts the call off, leaves ``finished`` unset.
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 import threading
@@ -60,10 +61,15 @@ def _head(status: str = "200 OK", *headers: str) -> bytes:
 
 @dataclass
 class Hang(Fault):
-    """Read the request, then never answer (until the server stops)."""
+    """Read the request, then never answer (until the client hangs up or the server
+    stops)."""
 
     def write(self, connection: socket.socket, stopping: threading.Event) -> None:
-        stopping.wait(MAX_SECONDS)
+        until = time.monotonic() + MAX_SECONDS
+        while not stopping.is_set() and time.monotonic() < until:
+            readable, _w, _x = select.select([connection], [], [], 0.05)
+            if readable and not connection.recv(1, socket.MSG_PEEK):
+                return  # the client hung up
 
 
 @dataclass

@@ -411,8 +411,8 @@ class FakePeerID(FakeUpstreamBase):
     # Failure injection -------------------------------------------------------------
 
     def fail_with(self, status: int, body: bytes | str | Any = None, count: int | None = 1,
-                  *, path: str | None = None,
-                  content_type: str = JSON_CONTENT_TYPE) -> None:
+                  *, path: str | None = None, content_type: str = JSON_CONTENT_TYPE,
+                  headers: Mapping[str, str] | None = None) -> None:
         """Like :meth:`FakeUpstreamBase.fail_with`, with PeerID's error body by default:
         ``{"error": "server side error", "status": 500}`` for a 500."""
         if body is None and 100 <= status <= 599:
@@ -426,7 +426,8 @@ class FakePeerID(FakeUpstreamBase):
                 except ValueError:
                     message = f"HTTP {status}"
             body = {"error": message, "status": status}
-        super().fail_with(status, body, count, path=path, content_type=content_type)
+        super().fail_with(status, body, count, path=path, content_type=content_type,
+                          headers=headers)
 
     # Serving -----------------------------------------------------------------------
 

@@ -1,7 +1,21 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from django_piauth.untrusted_json import NotJSON, loads
+
+
+class UntrustedJSONParser(JSONParser):
+    """DRF's JSONParser lets json's RecursionError (deeply nested JSON) through as a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return loads(stream.read())
+        except NotJSON as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
 
 
 class WhoAmI(APIView):
@@ -27,11 +41,17 @@ def home(request):
 class PeerIDOperations(APIView):
     """Makes a token call for the signed-in PeerID user, refreshing once on a 401."""
 
+    parser_classes = [UntrustedJSONParser]
+
     def post(self, request):
         from django_piauth.peerid import peerid_operations
 
-        result = peerid_operations(request._request.peerid_credential,
-                                   request.data["operations"], request=request._request)
+        data = request.data
+        operations = data.get("operations") if isinstance(data, dict) else None
+        if not isinstance(operations, list) or not all(isinstance(o, dict) for o in operations):
+            raise ParseError("operations must be a list of objects")
+        result = peerid_operations(request._request.peerid_credential, operations,
+                                   request=request._request)
         return Response({"result": result})
 
 
