@@ -116,6 +116,12 @@ def validate(user_settings: Any) -> dict[str, Any]:
     return {**DEFAULTS, **user_settings}
 
 
+def default_deadline(timeout: tuple[float, float]) -> float:
+    """The deadline of a whole call with this (connect, read) timeout when ``CALL_DEADLINE``
+    is not set: time to connect, then two full read timeouts."""
+    return float(timeout[0] + 2 * timeout[1])
+
+
 class PiAuthSettings:
     """Attribute access to the validated ``PIAUTH`` values (``piauth_settings.PI_API_URL``)."""
 
@@ -149,7 +155,7 @@ class PiAuthSettings:
         values = self._load()
         if values["CALL_DEADLINE"] is not None:
             return float(values["CALL_DEADLINE"])
-        return float(values["CONNECT_TIMEOUT"] + 2 * values["READ_TIMEOUT"])
+        return default_deadline((values["CONNECT_TIMEOUT"], values["READ_TIMEOUT"]))
 
     def reload(self) -> None:
         with self._lock:

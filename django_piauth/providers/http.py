@@ -20,6 +20,7 @@ from requests.adapters import HTTPAdapter
 from urllib3 import ProxyManager
 from urllib3.util import parse_url
 
+from ..conf import default_deadline
 from ..exceptions import UpstreamUnavailable
 from ..untrusted_json import NotJSON, loads
 from .deadline import Deadline, DeadlineExceeded, watched_pool_classes
@@ -174,12 +175,6 @@ class UpstreamResponse:
                 f"{self.service} answered {self.status} with a body that is {exc}",
                 service=self.service,
             ) from exc
-
-
-def default_deadline(timeout: tuple[float, float]) -> float:
-    """The deadline of a call with this (connect, read) timeout when none is configured,
-    as ``CALL_DEADLINE`` defaults."""
-    return float(timeout[0] + 2 * timeout[1])
 
 
 def send(
