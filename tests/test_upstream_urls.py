@@ -16,21 +16,16 @@ from django_piauth.testing.server import LoopbackServer
 KEY = "server-api-key-never-elsewhere"
 
 
-@pytest.fixture
-def attacker():
-    """Another loopback server that records every call (and its Authorization scheme)."""
+def recording_server():
+    """A loopback server that records every call (and its Authorization scheme)."""
     fake = FakeUpstreamBase()
     with LoopbackServer(fake) as server:
         fake.url = server.url
         yield fake
 
 
-@pytest.fixture
-def upstream():
-    fake = FakeUpstreamBase()
-    with LoopbackServer(fake) as server:
-        fake.url = server.url
-        yield fake
+attacker = pytest.fixture(recording_server, name="attacker")
+upstream = pytest.fixture(recording_server, name="upstream")
 
 
 def off_site_paths(attacker_url):
