@@ -1,58 +1,41 @@
 """The claim on a PeerID credential's refresh: one refresher at a time across threads and
-processes, with no database lock held while PeerID answers.
+processes, with no database lock held while PeerID answers (see :mod:`.claims`).
 
-A claim is a short committed write on the credential's row: ``refresh_claimed_by`` (a
-random id of the refresher) and ``refresh_claimed_until``. Its holder calls PeerID, then
-stores the new tokens only if the claim still holds, releasing it in the same write.
-A claim lasts the whole-call deadline (``piauth_settings.deadline``) plus
-:data:`CLAIM_MARGIN`, so one left by a crashed process is taken over once it has expired.
-The clocks of the processes sharing the database must agree within the margin.
+Its holder calls PeerID, then stores the new tokens only if the claim still holds,
+releasing it in the same write.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
-from django.utils import timezone
+from django.db.models import QuerySet
 
-from .conf import piauth_settings
+from .claims import CLAIM_MARGIN, RowClaims, default_lifetime, new_holder
 from .models import PeerIDCredential
 
-#: Seconds a claim outlives the deadline of the call it covers (the writes around it).
-CLAIM_MARGIN = 10.0
+__all__ = ["CLAIM_MARGIN", "RELEASED", "claim_lifetime", "held_by", "new_holder", "release",
+           "try_claim"]
+
+_claims = RowClaims(PeerIDCredential, "refresh_claimed")
 
 #: The fields of a credential that nobody is refreshing.
-RELEASED: dict[str, Any] = {"refresh_claimed_by": "", "refresh_claimed_until": None}
+RELEASED: dict[str, Any] = _claims.released
 
 
 def claim_lifetime() -> float:
     """Seconds a claim holds: longer than any refresh can take."""
-    return piauth_settings.deadline + CLAIM_MARGIN
-
-
-def new_holder() -> str:
-    """A refresher's id, unique across processes."""
-    return uuid.uuid4().hex
+    return default_lifetime()
 
 
 def try_claim(credential_pk: int, holder: str) -> bool:
     """Claim the refresh of a credential nobody is refreshing (or whose claim expired)."""
-    now = timezone.now()
-    free = Q(refresh_claimed_until__isnull=True) | Q(refresh_claimed_until__lte=now)
-    claimed = PeerIDCredential.objects.filter(free, pk=credential_pk).update(
-        refresh_claimed_by=holder,
-        refresh_claimed_until=now + timedelta(seconds=claim_lifetime()))
-    return claimed == 1
+    return _claims.try_claim(credential_pk, holder)
 
 
 def held_by(credential_pk: int, holder: str) -> QuerySet[PeerIDCredential]:
-    """The credential's row while ``holder``'s claim holds (nobody took it over): the
-    rows to update with what the claim covers; empty once the claim is lost."""
-    return PeerIDCredential.objects.filter(pk=credential_pk, refresh_claimed_by=holder)
+    return _claims.held_by(credential_pk, holder)
 
 
 def release(credential_pk: int, holder: str) -> None:
-    held_by(credential_pk, holder).update(**RELEASED)
+    _claims.release(credential_pk, holder)

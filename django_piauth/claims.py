@@ -1,0 +1,77 @@
+"""Claims on a row: one holder at a time across threads and processes for a step that
+calls upstream, with no database lock held while upstream answers.
+
+A claim is a short committed write on the row: ``<prefix>_by`` (a random id of the
+holder) and ``<prefix>_until``. Its holder calls upstream, then records the outcome
+only if the claim still holds, releasing it in the same write. A claim lasts the
+whole-call deadline (``piauth_settings.deadline``) plus :data:`CLAIM_MARGIN` (or what
+the caller asks), so one left by a crashed process is taken over once it has expired.
+The clocks of the processes sharing the database must agree within the margin.
+
+Used for the PeerID refresh (:mod:`.refresh_claim`) and the steps of a Pi payment
+(:mod:`.payment_flow`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Model, Q, QuerySet
+from django.utils import timezone
+
+from .conf import piauth_settings
+
+#: Seconds a claim outlives the deadline of the call it covers (the writes around it).
+CLAIM_MARGIN = 10.0
+
+
+def new_holder() -> str:
+    """A claimant's id, unique across processes."""
+    return uuid.uuid4().hex
+
+
+def default_lifetime() -> float:
+    """Seconds a claim holds: longer than any one upstream call can take."""
+    return piauth_settings.deadline + CLAIM_MARGIN
+
+
+class RowClaims:
+    """The claims kept in ``model``'s ``<prefix>_by`` and ``<prefix>_until`` fields."""
+
+    def __init__(self, model: type[Model], prefix: str) -> None:
+        self.model = model
+        self.by_field = f"{prefix}_by"
+        self.until_field = f"{prefix}_until"
+
+    @property
+    def released(self) -> dict[str, Any]:
+        """The field values of a row nobody holds."""
+        return {self.by_field: "", self.until_field: None}
+
+    def claimed_fields(self, holder: str, lifetime: float | None = None) -> dict[str, Any]:
+        """The field values of a row ``holder`` holds from now on."""
+        seconds = default_lifetime() if lifetime is None else lifetime
+        return {self.by_field: holder,
+                self.until_field: timezone.now() + timedelta(seconds=seconds)}
+
+    def free(self) -> Q:
+        """Rows nobody holds, or whose claim expired."""
+        return (Q(**{f"{self.until_field}__isnull": True})
+                | Q(**{f"{self.until_field}__lte": timezone.now()}))
+
+    def try_claim(self, pk: Any, holder: str, *, lifetime: float | None = None,
+                  **conditions: Any) -> bool:
+        """Claim the row if nobody holds it (and it matches ``conditions``)."""
+        claimed = self.model._default_manager.filter(self.free(), pk=pk, **conditions).update(
+            **self.claimed_fields(holder, lifetime))
+        return claimed == 1
+
+    def held_by(self, pk: Any, holder: str) -> QuerySet[Any]:
+        """The row while ``holder``'s claim holds (nobody took it over): the rows to
+        update with what the claim covers; empty once the claim is lost."""
+        return self.model._default_manager.filter(pk=pk, **{self.by_field: holder})
+
+    def release(self, pk: Any, holder: str) -> None:
+        self.held_by(pk, holder).update(**self.released)
