@@ -86,3 +86,83 @@ class SafeNotAuthorized(PiAuthError):
 class SafeGrantDead(SafeNotAuthorized):
     """The SAFE Launcher refused the stored token (401): revoked, the app removed, or the
     Launcher restarted. The grant is marked dead; authorize again."""
+
+
+class PaymentError(UpstreamError):
+    """The Pi Platform refused a payment call with a documented error code.
+
+    ``payment`` is the ``PaymentDTO`` its error body carried, when it carried one.
+    Subclasses name the codes the payment routes document; another code is a plain
+    ``PaymentError`` with that ``code``.
+    """
+
+    error_code: str | None = None
+
+    def __init__(self, message: str, *, status: int, code: str | None = None,
+                 body: object = None, payment: object = None) -> None:
+        super().__init__(message, status=status, code=code, body=body)
+        self.payment = payment
+
+
+class PaymentNotFound(PaymentError):
+    """``payment_not_found``: the platform knows no payment with this id."""
+
+    error_code = "payment_not_found"
+
+
+class PaymentAlreadyApproved(PaymentError):
+    """``already_approved``."""
+
+    error_code = "already_approved"
+
+
+class PaymentAlreadyCompleted(PaymentError):
+    """``already_completed``."""
+
+    error_code = "already_completed"
+
+
+class PaymentCancelled(PaymentError):
+    """``cancelled_payment``: the Pioneer or the app cancelled it."""
+
+    error_code = "cancelled_payment"
+
+
+class TxidMismatch(PaymentError):
+    """``txid_mismatch``: the txid is not the payment's transaction."""
+
+    error_code = "txid_mismatch"
+
+
+class TransactionNotVerified(PaymentError):
+    """``not_verified``: the blockchain transaction is not verified yet."""
+
+    error_code = "not_verified"
+
+
+class OngoingPaymentFound(PaymentError):
+    """``ongoing_payment_found``: the Pioneer has an unfinished app-to-user payment."""
+
+    error_code = "ongoing_payment_found"
+
+
+class PiUserNotFound(PaymentError):
+    """``user_not_found``: no Pioneer with this uid uses the app."""
+
+    error_code = "user_not_found"
+
+
+class MissingScope(PaymentError):
+    """``missing_scope``: the Pioneer did not grant the ``payments`` scope."""
+
+    error_code = "missing_scope"
+
+
+#: Documented error code -> its exception class.
+PAYMENT_ERRORS: dict[str, type[PaymentError]] = {
+    cls.error_code: cls
+    for cls in (PaymentNotFound, PaymentAlreadyApproved, PaymentAlreadyCompleted,
+                PaymentCancelled, TxidMismatch, TransactionNotVerified, OngoingPaymentFound,
+                PiUserNotFound, MissingScope)
+    if cls.error_code is not None
+}

@@ -3,13 +3,29 @@
 import json
 import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 import requests
 import responses
 from django.core.exceptions import ImproperlyConfigured
 
-from django_piauth.exceptions import InvalidToken, UpstreamError, UpstreamUnavailable
+from django_piauth.exceptions import (
+    InvalidToken,
+    MissingScope,
+    OngoingPaymentFound,
+    PaymentAlreadyApproved,
+    PaymentAlreadyCompleted,
+    PaymentCancelled,
+    PaymentError,
+    PaymentNotFound,
+    PiUserNotFound,
+    TransactionNotVerified,
+    TxidMismatch,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from django_piauth.providers.payment_dto import PaymentTransaction
 from django_piauth.providers.pi import PiIdentity, PiPlatformClient
 
 BASE = "https://api.minepi.example"
@@ -132,16 +148,92 @@ def test_oversized_declared_length_is_refused(client, mocked):
         client.me("tok")
 
 
+def payment_dto(identifier="abc-1", **changes):
+    """A PaymentDTO body as the platform sends it."""
+    body = {
+        "identifier": identifier, "user_uid": "uid-1", "amount": 3.1415926, "memo": "a hat",
+        "metadata": {"order": 7}, "from_address": "GFROM", "to_address": "GTO",
+        "direction": "user_to_app", "created_at": "2026-12-01T10:00:00.123Z",
+        "network": "Pi Testnet",
+        "status": {"developer_approved": True, "transaction_verified": True,
+                   "developer_completed": False, "cancelled": False, "user_cancelled": False},
+        "transaction": {"txid": "tx-9", "verified": True, "_link": "https://x/tx-9"},
+    }
+    body.update(changes)
+    return body
+
+
 def test_server_api_key_rides_in_the_key_header(client, mocked):
-    mocked.get(f"{BASE}/v2/payments/abc-1", json={"identifier": "abc-1"})
-    assert client.get_payment("abc-1") == {"identifier": "abc-1"}
+    mocked.get(f"{BASE}/v2/payments/abc-1", json=payment_dto())
+    assert client.get_payment("abc-1").identifier == "abc-1"
     assert mocked.calls[0].request.headers["Authorization"] == f"Key {KEY}"
 
 
+def test_a_payment_is_typed_with_an_exact_decimal_amount(client, mocked):
+    mocked.get(f"{BASE}/v2/payments/abc-1", json=payment_dto())
+    payment = client.get_payment("abc-1")
+    assert payment.amount == Decimal("3.1415926")
+    assert isinstance(payment.amount, Decimal)
+    assert payment.status.developer_approved and not payment.status.any_cancelled
+    assert payment.transaction == PaymentTransaction("tx-9", True, "https://x/tx-9")
+    assert payment.txid == "tx-9"
+    assert payment.created_at == datetime(2026, 12, 1, 10, 0, 0, 123000, tzinfo=UTC)
+    assert payment.metadata == {"order": 7}
+
+
+@pytest.mark.parametrize("changes", [
+    {"amount": "lots"}, {"amount": -1}, {"amount": 0.12345678}, {"amount": True},
+    {"amount": None}, {"identifier": None}, {"user_uid": 7}, {"direction": "sideways"},
+    {"status": None}, {"status": {"developer_approved": "yes"}}, {"transaction": "tx"},
+    {"transaction": {"verified": True}}, {"memo": ["x"]},
+])
+def test_a_payment_of_the_wrong_shape_is_an_outage(client, mocked, changes):
+    mocked.get(f"{BASE}/v2/payments/abc-1", json=payment_dto(**changes))
+    with pytest.raises(UpstreamUnavailable):
+        client.get_payment("abc-1")
+
+
 def test_complete_payment_posts_the_txid(client, mocked):
-    mocked.post(f"{BASE}/v2/payments/p1/complete", json={"identifier": "p1"})
+    mocked.post(f"{BASE}/v2/payments/p1/complete", json=payment_dto("p1"))
     client.complete_payment("p1", "tx-9")
     assert json.loads(mocked.calls[0].request.body) == {"txid": "tx-9"}
+
+
+@pytest.mark.parametrize(("code", "error_class"), [
+    ("payment_not_found", PaymentNotFound),
+    ("already_approved", PaymentAlreadyApproved),
+    ("already_completed", PaymentAlreadyCompleted),
+    ("cancelled_payment", PaymentCancelled),
+    ("txid_mismatch", TxidMismatch),
+    ("not_verified", TransactionNotVerified),
+    ("ongoing_payment_found", OngoingPaymentFound),
+    ("user_not_found", PiUserNotFound),
+    ("missing_scope", MissingScope),
+    ("something_new", PaymentError),
+])
+def test_documented_payment_errors_are_typed(client, mocked, code, error_class):
+    mocked.post(f"{BASE}/v2/payments/p1/complete", status=400,
+                json={"error": code, "error_message": "no", "payment": payment_dto("p1")})
+    with pytest.raises(error_class) as info:
+        client.complete_payment("p1", "tx-9")
+    assert type(info.value) is error_class
+    assert info.value.code == code
+    assert info.value.payment is not None and info.value.payment.identifier == "p1"
+    assert KEY not in str(info.value)
+
+
+def test_an_error_whose_payment_is_garbage_still_raises_its_type(client, mocked):
+    mocked.post(f"{BASE}/v2/payments/p1/approve", status=400,
+                json={"error": "already_approved", "payment": {"identifier": 5}})
+    with pytest.raises(PaymentAlreadyApproved) as info:
+        client.approve_payment("p1")
+    assert info.value.payment is None
+
+
+def test_incomplete_server_payments_are_typed(client, mocked):
+    mocked.get(f"{BASE}/v2/payments/incomplete_server_payments",
+               json={"incomplete_server_payments": [payment_dto("a"), payment_dto("b")]})
+    assert [p.identifier for p in client.incomplete_server_payments()] == ["a", "b"]
 
 
 def test_documented_error_body_is_an_upstream_error(client, mocked):
@@ -157,9 +249,10 @@ def test_documented_error_body_is_an_upstream_error(client, mocked):
     assert KEY not in str(info.value)
 
 
-def test_payment_id_cannot_smuggle_a_path(client, mocked):
+@pytest.mark.parametrize("payment_id", ["../me", "a/b", "", "x" * 129, "é", "a b", "a%2F"])
+def test_payment_id_cannot_smuggle_a_path(client, mocked, payment_id):
     with pytest.raises(ValueError, match="payment id"):
-        client.get_payment("../me")
+        client.get_payment(payment_id)
     assert len(mocked.calls) == 0
 
 
@@ -232,3 +325,15 @@ def test_a_netrc_file_never_replaces_our_authorization(client, mocked, monkeypat
     mocked.get(ME, json=OFFICIAL)
     client.me("tok")
     assert mocked.calls[0].request.headers["Authorization"] == "Bearer tok"
+
+
+def test_the_fake_platforms_payments_read_as_typed_payments():
+    from django_piauth.providers.payment_dto import parse_payment
+    from django_piauth.testing import FakePiPlatform
+
+    fake = FakePiPlatform()
+    identifier = fake.create_user_payment(fake.uid_for("alice"), "0.1234567", memo="tea")
+    txid = fake.submit_transaction(identifier)
+    payment = parse_payment(fake.payment(identifier))
+    assert (payment.amount, payment.memo, payment.txid) == (Decimal("0.1234567"), "tea", txid)
+    assert payment.direction == "user_to_app" and payment.status.transaction_verified

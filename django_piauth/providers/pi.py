@@ -11,8 +11,15 @@ from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
 
 from ..conf import built_from_settings, piauth_settings
-from ..exceptions import InvalidToken, UpstreamError, UpstreamUnavailable
+from ..exceptions import (
+    PAYMENT_ERRORS,
+    InvalidToken,
+    PaymentError,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 from .http import UpstreamResponse, default_deadline, join_url, send
+from .payment_dto import PaymentDTO, parse_payment
 
 SERVICE = "Pi Platform"
 
@@ -164,41 +171,67 @@ class PiPlatformClient:
             )
         return body
 
-    def get_payment(self, payment_id: str) -> Any:
-        return _payment(self.server_call("GET", f"/v2/payments/{_path_segment(payment_id)}"))
+    @sensitive_variables()
+    def payment_call(self, method: str, path: str, json_body: Any = None) -> PaymentDTO:
+        """A payment route's answer as a ``PaymentDTO``. A documented error raises the
+        ``PaymentError`` subclass of its code (carrying the payment its body named, if
+        any); an answer that is not a PaymentDTO is ``UpstreamUnavailable``."""
+        try:
+            body = self.server_call(method, path, json_body)
+        except PaymentError:
+            raise
+        except UpstreamError as exc:
+            raise _payment_error(exc) from None
+        return parse_payment(body)
 
-    def approve_payment(self, payment_id: str) -> Any:
-        return _payment(self.server_call(
-            "POST", f"/v2/payments/{_path_segment(payment_id)}/approve"))
+    def get_payment(self, payment_id: str) -> PaymentDTO:
+        """``GET /v2/payments/{id}``."""
+        return self.payment_call("GET", f"/v2/payments/{path_segment(payment_id)}")
 
-    def complete_payment(self, payment_id: str, txid: str) -> Any:
-        return _payment(self.server_call(
-            "POST", f"/v2/payments/{_path_segment(payment_id)}/complete", {"txid": txid}))
+    def approve_payment(self, payment_id: str) -> PaymentDTO:
+        """``POST /v2/payments/{id}/approve`` (user-to-app payments)."""
+        return self.payment_call("POST", f"/v2/payments/{path_segment(payment_id)}/approve")
 
-    def cancel_payment(self, payment_id: str) -> Any:
-        return _payment(self.server_call(
-            "POST", f"/v2/payments/{_path_segment(payment_id)}/cancel"))
+    def complete_payment(self, payment_id: str, txid: str) -> PaymentDTO:
+        """``POST /v2/payments/{id}/complete`` with the blockchain txid."""
+        return self.payment_call("POST", f"/v2/payments/{path_segment(payment_id)}/complete",
+                                 {"txid": txid})
 
-    def incomplete_server_payments(self) -> list[Any]:
-        body = self.server_call("GET", "/v2/payments/incomplete_server_payments")
+    def cancel_payment(self, payment_id: str) -> PaymentDTO:
+        """``POST /v2/payments/{id}/cancel``."""
+        return self.payment_call("POST", f"/v2/payments/{path_segment(payment_id)}/cancel")
+
+    def incomplete_server_payments(self) -> list[PaymentDTO]:
+        """``GET /v2/payments/incomplete_server_payments``: the app's unfinished payouts."""
+        try:
+            body = self.server_call("GET", "/v2/payments/incomplete_server_payments")
+        except PaymentError:
+            raise
+        except UpstreamError as exc:
+            raise _payment_error(exc) from None
         payments = body.get("incomplete_server_payments") if isinstance(body, dict) else None
         if not isinstance(payments, list):
             raise UpstreamUnavailable(f"{SERVICE} answered an unexpected body", service=SERVICE)
-        return payments
+        return [parse_payment(payment) for payment in payments]
 
 
-def _payment(body: Any) -> dict[str, Any]:
-    """A PaymentDTO at least names its payment; anything else is not the documented shape."""
-    if not isinstance(body, dict) or not isinstance(body.get("identifier"), str):
-        raise UpstreamUnavailable(f"{SERVICE} answered a payment without an identifier",
-                                  service=SERVICE)
-    return body
+def _payment_error(exc: UpstreamError) -> PaymentError:
+    """The typed exception of a payment route's documented error."""
+    cls = PAYMENT_ERRORS.get(exc.code or "", PaymentError)
+    payment = None
+    if isinstance(exc.body, dict) and exc.body.get("payment") is not None:
+        try:
+            payment = parse_payment(exc.body["payment"])
+        except UpstreamUnavailable:
+            payment = None
+    return cls(str(exc), status=exc.status, code=exc.code, body=exc.body, payment=payment)
 
 
-def _path_segment(value: str) -> str:
+def path_segment(value: Any) -> str:
     """A payment id from a client is a path segment, never a path or a URL."""
-    if not value or not all(ch.isalnum() or ch in "-_" for ch in value):
-        raise ValueError("a payment id is letters, digits, '-' and '_' only")
+    if (not isinstance(value, str) or not value or len(value) > 128
+            or not all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in value)):
+        raise ValueError("a payment id is 1 to 128 letters, digits, '-' and '_'")
     return value
 
 
