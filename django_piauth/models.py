@@ -106,3 +106,61 @@ class SafeGrant(models.Model):
 
     def __repr__(self) -> str:  # never the token
         return f"<SafeGrant pk={self.pk} app_id={self.app_id!r} valid={self.is_valid}>"
+
+
+class PaymentStatus(models.TextChoices):
+    #: The approval is claimed and under way; the platform has not confirmed it yet.
+    PENDING = "pending", _("approval under way")
+    APPROVED = "approved", _("approved")
+    COMPLETED = "completed", _("completed")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+class PaymentDirection(models.TextChoices):
+    USER_TO_APP = "user_to_app", _("user to app")
+    APP_TO_USER = "app_to_user", _("app to user")
+
+
+class PiPayment(models.Model):
+    """A Pi payment as the Pi Platform describes it, linked to the paying ``Pioneer``.
+
+    Every field but the claim and ``delivered_at`` is copied from the platform's
+    PaymentDTO, never from the client. ``step_claimed_by`` / ``step_claimed_until``:
+    who is running the payment's next platform call and until when that claim holds
+    (see :mod:`django_piauth.payment_claim`).
+    """
+
+    identifier = models.CharField(max_length=255, unique=True)
+    pioneer = models.ForeignKey(Pioneer, on_delete=models.PROTECT, related_name="payments")
+    direction = models.CharField(max_length=16, choices=PaymentDirection.choices)
+    amount = models.DecimalField(max_digits=30, decimal_places=7)
+    memo = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    network = models.CharField(max_length=64, blank=True)
+    from_address = models.CharField(max_length=255, blank=True)
+    to_address = models.CharField(max_length=255, blank=True)
+    txid = models.CharField(max_length=255, blank=True, db_index=True)
+    status = models.CharField(max_length=16, choices=PaymentStatus.choices,
+                              default=PaymentStatus.PENDING, db_index=True)
+    created_at = models.DateTimeField(_("created at the platform"), null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    step_claimed_by = models.CharField(max_length=32, blank=True, default="")
+    step_claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("Pi payment")
+        ordering = ["-recorded_at", "-pk"]
+        indexes = [models.Index(fields=["status", "delivered_at"],
+                                name="piauth_payment_unfinished")]
+
+    def __str__(self) -> str:
+        return f"{self.amount} Pi ({self.get_status_display()}) {self.identifier}"
+
+    @property
+    def delivered(self) -> bool:
+        return self.delivered_at is not None
