@@ -8,8 +8,8 @@ whole-call deadline (``piauth_settings.deadline``) plus :data:`CLAIM_MARGIN` (or
 the caller asks), so one left by a crashed process is taken over once it has expired.
 The clocks of the processes sharing the database must agree within the margin.
 
-Used for the PeerID refresh (:mod:`.refresh_claim`) and the steps of a Pi payment
-(:mod:`.payment_flow`).
+Used for the PeerID refresh (:mod:`.refresh_claim`); the steps of a Pi payment
+(``PiPayment.step_claimed_by`` / ``_until``) are claimed the same way.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ class PiPayment(models.Model):
     Every field but the claim and ``delivered_at`` is copied from the platform's
     PaymentDTO, never from the client. ``step_claimed_by`` / ``step_claimed_until``:
     who is running the payment's next platform call and until when that claim holds
-    (see :mod:`django_piauth.payment_claim`).
+    (see :mod:`django_piauth.claims`).
     """
 
     identifier = models.CharField(max_length=255, unique=True)
