@@ -9,11 +9,53 @@ from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 
-from .models import PeerIDCredential, Pioneer, SafeGrant
+from .models import PeerIDCredential, Pioneer, PiPayment, SafeGrant
 from .peerid import revoke
 
 IDENTITY_FIELDS = ("user", "provider", "uid", "username", "scopes", "created_at",
                    "last_verified_at")
+
+
+class PiPaymentInline(admin.TabularInline):
+    """A Pioneer's payments on its admin page, read-only."""
+
+    model = PiPayment
+    fields = ("identifier", "amount", "status", "direction", "network", "created_at",
+              "delivered_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PiPayment)
+class PiPaymentAdmin(admin.ModelAdmin):
+    """Pi payments, read-only: amounts, recipients and states come from the Pi Platform."""
+
+    list_display = ("identifier", "pioneer", "amount", "status", "direction", "network",
+                    "created_at", "delivered_at")
+    list_filter = ("status", "direction", "network", ("delivered_at",
+                                                      admin.EmptyFieldListFilter))
+    search_fields = ("identifier", "txid", "pioneer__uid", "pioneer__username",
+                     "pioneer__user__username")
+    list_select_related = ("pioneer",)
+    fields = ("identifier", "pioneer", "direction", "amount", "memo", "metadata", "network",
+              "from_address", "to_address", "txid", "status", "created_at", "approved_at",
+              "completed_at", "cancelled_at", "delivered_at", "recorded_at", "updated_at")
+    readonly_fields = fields
+    ordering = ("-recorded_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a record of money that moved
 
 
 @admin.register(Pioneer)
@@ -25,6 +67,7 @@ class PioneerAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
+    inlines = [PiPaymentInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,0 +1,66 @@
+"""Pi payments in the admin: listed, filtered and searched, never added, edited or deleted."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from django_piauth.models import Pioneer, PiPayment
+
+pytestmark = pytest.mark.django_db
+CHANGELIST = "/admin/django_piauth/pipayment/"
+
+
+@pytest.fixture
+def payments():
+    user = get_user_model().objects.create(username="alice")
+    pioneer = Pioneer.objects.create(user=user, provider="pi", uid="uid-alice",
+                                     username="alice")
+    return {
+        status: PiPayment.objects.create(
+            identifier=f"pay-{status}", pioneer=pioneer, direction="user_to_app",
+            amount=Decimal("1.2500000"), network="Pi Testnet", status=status,
+            txid=f"tx-{status}" if status == "completed" else "")
+        for status in ("approved", "completed", "cancelled")
+    }
+
+
+def test_changelist_shows_payments_with_their_columns(admin_client, payments):
+    page = admin_client.get(CHANGELIST).content.decode()
+    for payment in payments.values():
+        assert payment.identifier in page
+    for column in ("column-identifier", "column-pioneer", "column-amount", "column-status",
+                   "column-direction", "column-network", "column-created_at"):
+        assert column in page
+
+
+def test_search_and_filters(admin_client, payments):
+    for term in ("pay-approved", "tx-completed"):
+        response = admin_client.get(CHANGELIST, {"q": term})
+        assert [p.identifier for p in response.context["cl"].result_list] == [term.replace(
+            "tx-", "pay-")]
+    for term in ("uid-alice", "alice"):
+        response = admin_client.get(CHANGELIST, {"q": term})
+        assert len(response.context["cl"].result_list) == 3
+    response = admin_client.get(CHANGELIST, {"status__exact": "cancelled"})
+    assert list(response.context["cl"].result_list) == [payments["cancelled"]]
+
+
+def test_payments_cannot_be_added_edited_or_deleted(admin_client, payments):
+    payment = payments["approved"]
+    assert admin_client.get(CHANGELIST + "add/").status_code == 403
+    change = f"{CHANGELIST}{payment.pk}/change/"
+    assert admin_client.get(change).status_code == 200  # viewable
+    response = admin_client.post(change, {"amount": "999", "status": "completed"})
+    assert response.status_code == 403
+    assert admin_client.post(f"{CHANGELIST}{payment.pk}/delete/", {"post": "yes"}).status_code \
+        == 403
+    payment.refresh_from_db()
+    assert (payment.amount, payment.status) == (Decimal("1.2500000"), "approved")
+
+
+def test_the_pioneer_page_lists_its_payments(admin_client, payments):
+    pioneer = payments["approved"].pioneer
+    page = admin_client.get(f"/admin/django_piauth/pioneer/{pioneer.pk}/change/").content.decode()
+    for payment in payments.values():
+        assert payment.identifier in page
