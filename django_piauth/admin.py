@@ -16,19 +16,24 @@ IDENTITY_FIELDS = ("user", "provider", "uid", "username", "scopes", "created_at"
                    "last_verified_at")
 
 
-class PiPaymentInline(admin.TabularInline):
-    """A Pioneer's payments on its admin page, read-only."""
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown beside their parent, linked, never added or deleted there."""
 
-    model = PiPayment
-    fields = ("identifier", "amount", "status", "direction", "network", "created_at",
-              "delivered_at")
-    readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = True
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class PiPaymentInline(ReadOnlyInline):
+    """A Pioneer's payments on its admin page, read-only."""
+
+    model = PiPayment
+    fields = ("identifier", "amount", "status", "direction", "network", "created_at",
+              "delivered_at")
+    readonly_fields = fields
 
 
 @admin.register(PiPayment)
@@ -107,18 +112,12 @@ class PeerIDCredentialAdmin(admin.ModelAdmin):
                                    "must sign in again.", messages.SUCCESS)
 
 
-class PioneerInline(admin.TabularInline):
+class PioneerInline(ReadOnlyInline):
     """The user's linked Pioneers, shown on the user's admin page."""
 
     model = Pioneer
     fields = ("provider", "uid", "username", "created_at", "last_verified_at")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def add_inline_to_user_admin(site: admin.AdminSite = admin.site) -> None:
