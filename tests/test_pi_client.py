@@ -182,7 +182,8 @@ def test_a_payment_is_typed_with_an_exact_decimal_amount(client, mocked):
 
 
 @pytest.mark.parametrize("changes", [
-    {"amount": "lots"}, {"amount": -1}, {"amount": 0.12345678}, {"amount": True},
+    {"amount": "lots"}, {"amount": -1}, {"amount": 1e30}, {"amount": "1e23"},
+    {"amount": "NaN"}, {"amount": "Infinity"}, {"amount": 0.12345678}, {"amount": True},
     {"amount": None}, {"identifier": None}, {"user_uid": 7}, {"direction": "sideways"},
     {"status": None}, {"status": {"developer_approved": "yes"}}, {"transaction": "tx"},
     {"transaction": {"verified": True}}, {"memo": ["x"]},

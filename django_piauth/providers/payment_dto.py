@@ -14,6 +14,8 @@ SERVICE = "Pi Platform"
 
 #: Pi amounts have seven decimal places.
 AMOUNT_PLACES = Decimal("0.0000001")
+#: What ``PiPayment.amount`` (30 digits, 7 of them decimal) can hold.
+MAX_AMOUNT = Decimal(10) ** 23
 DIRECTIONS = ("user_to_app", "app_to_user")
 STATUS_FLAGS = ("developer_approved", "transaction_verified", "developer_completed",
                 "cancelled", "user_cancelled")
@@ -78,9 +80,15 @@ def parse_amount(value: Any) -> Decimal:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise _wrong_shape("an amount that is not a number") from None
-    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(AMOUNT_PLACES):
+    if not amount.is_finite():
         raise _wrong_shape("an amount that is not a positive Pi amount")
-    return amount.quantize(AMOUNT_PLACES)
+    try:
+        exact = amount.quantize(AMOUNT_PLACES)  # InvalidOperation past 28 digits
+    except InvalidOperation:
+        raise _wrong_shape("an amount that is not a positive Pi amount") from None
+    if amount <= 0 or amount != exact or amount >= MAX_AMOUNT:  # finite: checked above
+        raise _wrong_shape("an amount that is not a positive Pi amount")
+    return exact
 
 
 def _parse_time(value: Any) -> datetime | None:
