@@ -4,8 +4,8 @@ calls upstream, with no database lock held while upstream answers.
 A claim is a short committed write on the row: ``<prefix>_by`` (a random id of the
 holder) and ``<prefix>_until``. Its holder calls upstream, then records the outcome
 only if the claim still holds, releasing it in the same write. A claim lasts the
-whole-call deadline (``piauth_settings.deadline``) plus :data:`CLAIM_MARGIN` (or what
-the caller asks), so one left by a crashed process is taken over once it has expired.
+whole-call deadline (``piauth_settings.deadline``) plus :data:`CLAIM_MARGIN`, so one
+left by a crashed process is taken over once it has expired.
 The clocks of the processes sharing the database must agree within the margin.
 
 Used for the PeerID refresh (:mod:`.refresh_claim`); the steps of a Pi payment
@@ -50,22 +50,16 @@ class RowClaims:
         """The field values of a row nobody holds."""
         return {self.by_field: "", self.until_field: None}
 
-    def claimed_fields(self, holder: str, lifetime: float | None = None) -> dict[str, Any]:
-        """The field values of a row ``holder`` holds from now on."""
-        seconds = default_lifetime() if lifetime is None else lifetime
-        return {self.by_field: holder,
-                self.until_field: timezone.now() + timedelta(seconds=seconds)}
-
     def free(self) -> Q:
         """Rows nobody holds, or whose claim expired."""
         return (Q(**{f"{self.until_field}__isnull": True})
                 | Q(**{f"{self.until_field}__lte": timezone.now()}))
 
-    def try_claim(self, pk: Any, holder: str, *, lifetime: float | None = None,
-                  **conditions: Any) -> bool:
-        """Claim the row if nobody holds it (and it matches ``conditions``)."""
-        claimed = self.model._default_manager.filter(self.free(), pk=pk, **conditions).update(
-            **self.claimed_fields(holder, lifetime))
+    def try_claim(self, pk: Any, holder: str) -> bool:
+        """Claim the row if nobody holds it (or its claim expired)."""
+        until = timezone.now() + timedelta(seconds=default_lifetime())
+        claimed = self.model._default_manager.filter(self.free(), pk=pk).update(
+            **{self.by_field: holder, self.until_field: until})
         return claimed == 1
 
     def held_by(self, pk: Any, holder: str) -> QuerySet[Any]:

@@ -141,7 +141,7 @@ class PiPayment(models.Model):
     to_address = models.CharField(max_length=255, blank=True)
     txid = models.CharField(max_length=255, blank=True, db_index=True)
     status = models.CharField(max_length=16, choices=PaymentStatus.choices,
-                              default=PaymentStatus.PENDING, db_index=True)
+                              default=PaymentStatus.PENDING)
     created_at = models.DateTimeField(_("created at the platform"), null=True, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -160,7 +160,3 @@ class PiPayment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} Pi ({self.get_status_display()}) {self.identifier}"
-
-    @property
-    def delivered(self) -> bool:
-        return self.delivered_at is not None

@@ -35,10 +35,9 @@ def test_changelist_shows_payments_with_their_columns(admin_client, payments):
 
 
 def test_search_and_filters(admin_client, payments):
-    for term in ("pay-approved", "tx-completed"):
+    for term, found in (("pay-approved", "pay-approved"), ("tx-completed", "pay-completed")):
         response = admin_client.get(CHANGELIST, {"q": term})
-        assert [p.identifier for p in response.context["cl"].result_list] == [term.replace(
-            "tx-", "pay-")]
+        assert [p.identifier for p in response.context["cl"].result_list] == [found]
     for term in ("uid-alice", "alice"):
         response = admin_client.get(CHANGELIST, {"q": term})
         assert len(response.context["cl"].result_list) == 3

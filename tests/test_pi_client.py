@@ -338,3 +338,16 @@ def test_the_fake_platforms_payments_read_as_typed_payments():
     payment = parse_payment(fake.payment(identifier))
     assert (payment.amount, payment.memo, payment.txid) == (Decimal("0.1234567"), "tea", txid)
     assert payment.direction == "user_to_app" and payment.status.transaction_verified
+
+
+def test_an_error_of_another_route_stays_a_plain_upstream_error(client, mocked):
+    mocked.get(f"{BASE}/v2/other", status=400, json={"error": "odd", "error_message": "no"})
+    with pytest.raises(UpstreamError) as info:
+        client.server_call("GET", "/v2/other")
+    assert type(info.value) is UpstreamError
+    assert (info.value.code, info.value.status) == ("odd", 400)
+
+
+def test_a_long_memo_is_kept_whole(client, mocked):
+    mocked.get(f"{BASE}/v2/payments/abc-1", json=payment_dto(memo="m" * 2500))
+    assert client.get_payment("abc-1").memo == "m" * 2500

@@ -101,12 +101,14 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _text(body: dict[str, Any], key: str, *, limit: int = 1000) -> str:
+def _text(body: dict[str, Any], key: str, *, limit: int | None = None) -> str:
+    """A string field (absent: empty); ``limit``: the column that stores it."""
     value = body.get(key)
     if value is None:
         return ""
-    if not isinstance(value, str) or len(value) > limit:
-        raise _wrong_shape(f"a {key} that is not a short string")
+    if not isinstance(value, str) or (limit is not None and len(value) > limit):
+        raise _wrong_shape(f"a {key} that is not a string of at most {limit} characters"
+                           if limit else f"a {key} that is not a string")
     return value
 
 

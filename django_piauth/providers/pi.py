@@ -147,7 +147,9 @@ class PiPlatformClient:
         """A call made with ``Authorization: Key <Server API Key>``; returns the JSON body.
 
         A documented error body (``{"error": code, "error_message": ...}``) with a 4xx
-        raises ``UpstreamError``; 5xx, timeouts and garbage raise ``UpstreamUnavailable``.
+        raises ``UpstreamError``: the ``PaymentError`` subclass of a documented payment
+        code (see :func:`upstream_error`); 5xx, timeouts and garbage raise
+        ``UpstreamUnavailable``.
         """
         if not self._server_api_key:
             raise ImproperlyConfigured(
@@ -159,30 +161,14 @@ class PiPlatformClient:
                                       service=SERVICE)
         body = response.json()
         if response.status != 200:
-            code = body.get("error") if isinstance(body, dict) else None
-            message = body.get("error_message") if isinstance(body, dict) else None
-            raise UpstreamError(
-                f"{SERVICE} {path} answered {response.status}"
-                + (f" {code}" if isinstance(code, str) else "")
-                + (f": {message}" if isinstance(message, str) else ""),
-                status=response.status,
-                code=code if isinstance(code, str) else None,
-                body=body,
-            )
+            raise upstream_error(path, response.status, body)
         return body
 
     @sensitive_variables()
     def payment_call(self, method: str, path: str, json_body: Any = None) -> PaymentDTO:
-        """A payment route's answer as a ``PaymentDTO``. A documented error raises the
-        ``PaymentError`` subclass of its code (carrying the payment its body named, if
-        any); an answer that is not a PaymentDTO is ``UpstreamUnavailable``."""
-        try:
-            body = self.server_call(method, path, json_body)
-        except PaymentError:
-            raise
-        except UpstreamError as exc:
-            raise _payment_error(exc) from None
-        return parse_payment(body)
+        """A payment route's answer as a ``PaymentDTO``; an answer that is not one is
+        ``UpstreamUnavailable``."""
+        return parse_payment(self.server_call(method, path, json_body))
 
     def get_payment(self, payment_id: str) -> PaymentDTO:
         """``GET /v2/payments/{id}``."""
@@ -203,28 +189,33 @@ class PiPlatformClient:
 
     def incomplete_server_payments(self) -> list[PaymentDTO]:
         """``GET /v2/payments/incomplete_server_payments``: the app's unfinished payouts."""
-        try:
-            body = self.server_call("GET", "/v2/payments/incomplete_server_payments")
-        except PaymentError:
-            raise
-        except UpstreamError as exc:
-            raise _payment_error(exc) from None
+        body = self.server_call("GET", "/v2/payments/incomplete_server_payments")
         payments = body.get("incomplete_server_payments") if isinstance(body, dict) else None
         if not isinstance(payments, list):
             raise UpstreamUnavailable(f"{SERVICE} answered an unexpected body", service=SERVICE)
         return [parse_payment(payment) for payment in payments]
 
 
-def _payment_error(exc: UpstreamError) -> PaymentError:
-    """The typed exception of a payment route's documented error."""
-    cls = PAYMENT_ERRORS.get(exc.code or "", PaymentError)
+def upstream_error(path: str, status: int, body: Any) -> UpstreamError:
+    """The exception of a documented 4xx error body: a ``PaymentError`` subclass for a
+    payment code (carrying the PaymentDTO the body named, or None if that is garbage),
+    a plain ``UpstreamError`` for another code on another route."""
+    fields = body if isinstance(body, dict) else {}
+    code = fields.get("error") if isinstance(fields.get("error"), str) else None
+    message = fields.get("error_message")
+    text = (f"{SERVICE} {path} answered {status}" + (f" {code}" if code else "")
+            + (f": {message}" if isinstance(message, str) else ""))
+    error_class = PAYMENT_ERRORS.get(code or "")
+    if error_class is None and not path.startswith("/v2/payments"):
+        return UpstreamError(text, status=status, code=code, body=body)
     payment = None
-    if isinstance(exc.body, dict) and exc.body.get("payment") is not None:
+    if fields.get("payment") is not None:
         try:
-            payment = parse_payment(exc.body["payment"])
+            payment = parse_payment(fields["payment"])
         except UpstreamUnavailable:
             payment = None
-    return cls(str(exc), status=exc.status, code=exc.code, body=exc.body, payment=payment)
+    return (error_class or PaymentError)(text, status=status, code=code, body=body,
+                                         payment=payment)
 
 
 def path_segment(value: Any) -> str:
