@@ -55,10 +55,11 @@ class RowClaims:
         return (Q(**{f"{self.until_field}__isnull": True})
                 | Q(**{f"{self.until_field}__lte": timezone.now()}))
 
-    def try_claim(self, pk: Any, holder: str) -> bool:
-        """Claim the row if nobody holds it (or its claim expired)."""
+    def try_claim(self, pk: Any, holder: str, **conditions: Any) -> bool:
+        """Claim the row if nobody holds it (or its claim expired) and it matches the
+        lookups in ``conditions`` (e.g. ``status="approved"``)."""
         until = timezone.now() + timedelta(seconds=default_lifetime())
-        claimed = self.model._default_manager.filter(self.free(), pk=pk).update(
+        claimed = self.model._default_manager.filter(self.free(), pk=pk, **conditions).update(
             **{self.by_field: holder, self.until_field: until})
         return claimed == 1
 

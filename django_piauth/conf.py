@@ -90,6 +90,13 @@ _SPEC: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "SAFE_APP": (None, _optional_dict, "a dict with name, id, version and vendor"),
     "SAFE_PERMISSIONS": ((), _str_list, "a list of permission names"),
     "SAFE_AUTHORIZE_TIMEOUT": (300, _positive_number, "a positive number of seconds"),
+    # Pi payments (user to app)
+    "PI_PAYMENT_HANDLER": ("django_piauth.payments.PaymentHandler",
+                           lambda v: isinstance(v, str) and "." in v,
+                           "a dotted path to a PaymentHandler subclass"),
+    "PI_PAYMENT_WAIT": (2.0, lambda v: _positive_number(v) or v == 0,
+                        "a number of seconds, 0 or more"),
+    "PI_PAYMENT_SETTLE_AGE": (3600, _positive_number, "a positive number of seconds"),
     "WWW_AUTHENTICATE_REALM": ("api", lambda v: isinstance(v, str) and '"' not in v, "a string"),
 }
 

@@ -21,6 +21,7 @@ from .exceptions import InvalidToken, PeerIDSessionEnded, UpstreamUnavailable
 from .http_errors import UNAVAILABLE_DETAIL, rejection_detail, retry_after_seconds, www_authenticate
 from .peerid import SESSION_KEY, fresh_session_credential
 from .providers.peerid import PeerIDIdentity
+from .providers.pi import PiIdentity
 
 logger = logging.getLogger("django_piauth")
 
@@ -107,6 +108,32 @@ class PeerIDAuthentication(SessionAuthentication):
         pioneer = credential.pioneer
         return user, PeerIDIdentity(uid=pioneer.uid, username=pioneer.username or None,
                                     scopes=tuple(credential.scope))
+
+    def authenticate_header(self, request: Request) -> str:
+        return www_authenticate()
+
+
+#: Where ``pi-login`` keeps the verified Pi uid of the session's Pioneer.
+PI_UID_SESSION_KEY = "_piauth_pi_uid"
+
+
+class PiSessionAuthentication(SessionAuthentication):
+    """A session started by ``piauth:pi-login``; CSRF enforced like DRF's
+    ``SessionAuthentication``. ``request.auth`` is a ``PiIdentity`` with the uid the Pi
+    Platform vouched for at sign-in (no username: ask the Pioneer row). Another session,
+    or none: ``None``."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        django_request = request._request
+        user = getattr(django_request, "user", None)
+        session = getattr(django_request, "session", None)
+        uid = session.get(PI_UID_SESSION_KEY) if session is not None else None
+        if user is None or not user.is_active or not isinstance(uid, str) or not uid:
+            return None
+        # The Django request: DRF's would parse the body for the form token, which a
+        # view without a parser for it answers 415 instead of the CSRF 403.
+        self.enforce_csrf(django_request)
+        return user, PiIdentity(uid=uid, username=None)
 
     def authenticate_header(self, request: Request) -> str:
         return www_authenticate()

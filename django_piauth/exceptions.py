@@ -166,3 +166,43 @@ PAYMENT_ERRORS: dict[str, type[PaymentError]] = {
                 PiUserNotFound, MissingScope)
     if cls.error_code is not None
 }
+
+
+class PaymentRequestError(PiAuthError):
+    """A payment call refused for what the caller asked: the views answer ``status``
+    with ``{"detail": str(exc), "code": exc.code}``."""
+
+    status = 400
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PaymentInputInvalid(PaymentRequestError, ValueError):
+    """400: a payment id that is not a plain path segment, a missing or malformed txid."""
+
+
+class PaymentForbidden(PaymentRequestError):
+    """403: another Pioneer's payment (``not_yours``), or an app-to-user payment
+    (``not_user_to_app``)."""
+
+    status = 403
+
+
+class PaymentConflict(PaymentRequestError):
+    """409: the payment's state does not allow the step. ``code`` says which:
+    ``cancelled``, ``completed``, ``not_approved``, ``in_progress``, ``refused``,
+    ``transaction_pending``, ``transaction_exists``, ``txid_mismatch``, or the code of
+    another platform refusal."""
+
+    status = 409
+
+
+class PaymentRefused(PiAuthError):
+    """Raised by ``PaymentHandler.check`` to refuse a payment; ``reason`` is shown to the
+    caller (409 ``refused``), so keep it for the Pioneer's eyes."""
+
+    def __init__(self, reason: str = "The app refused this payment.") -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth.signals import user_logged_in
 
+from .drf import PI_UID_SESSION_KEY
 from .peerid import SESSION_KEY
 
 
@@ -19,6 +20,7 @@ def mark_peerid_session(sender: Any, request: Any, user: Any, **kwargs: Any) -> 
         session[SESSION_KEY] = credential_pk
     else:
         session.pop(SESSION_KEY, None)  # signed in another way: not a PeerID session
+    session.pop(PI_UID_SESSION_KEY, None)  # pi-login sets it again after its login()
 
 
 def connect() -> None:

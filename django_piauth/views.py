@@ -31,6 +31,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 
 from .backends import LinkedAccountBackend, PeerIDBackend, PiBackend, configured_backend
 from .conf import piauth_settings
+from .drf import PI_UID_SESSION_KEY
 from .exceptions import InvalidToken, UpstreamUnavailable
 from .http_errors import json_rejection, json_unavailable
 from .providers.peerid import get_peerid_client
@@ -135,6 +136,7 @@ class PiLoginView(JsonPostView):
         )
         if refused is not None:
             return refused
+        request.session[PI_UID_SESSION_KEY] = identity.uid  # what payment views trust
         return JsonResponse({"uid": identity.uid, "username": identity.username})
 
 

@@ -109,6 +109,7 @@ PIAUTH = {
     "PEERID_CLIENT_ID": 42,
     "PEERID_CLIENT_SECRET": "test-peerid-client-secret",
     "TOKEN_ENCRYPTION_KEYS": ["ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="],
+    "PI_PAYMENT_HANDLER": "tests.testapp.payments.ShopHandler",
 }
 
 LOGIN_URL = "/login/"

@@ -281,13 +281,15 @@ class FakePiPlatform(FakeUpstreamBase):
         """Seed an app-to-user payment, as ``POST /v2/payments`` would; its id."""
         return self._create_payment(uid, _amount(amount), memo, metadata, "app_to_user")
 
-    def submit_transaction(self, identifier: str, txid: str | None = None) -> str:
-        """The blockchain side: a verified transaction for the payment; returns its txid."""
+    def submit_transaction(self, identifier: str, txid: str | None = None, *,
+                           verified: bool = True) -> str:
+        """The blockchain side: a transaction for the payment, verified by the platform
+        unless ``verified=False`` (then call it again to verify it); returns its txid."""
         with self._lock:
             payment = self._payments[identifier]
             txid = txid or secrets.token_hex(32)
-            payment.transaction = self._transaction(txid)
-            payment.transaction_verified = True
+            payment.transaction = {**self._transaction(txid), "verified": verified}
+            payment.transaction_verified = verified
             return txid
 
     def user_cancel(self, identifier: str) -> None:
@@ -508,6 +510,9 @@ class FakePiPlatform(FakeUpstreamBase):
                           self._dto(payment))
         if payment.transaction is not None and payment.transaction["txid"] != txid:
             return _error(400, "txid_mismatch", "The txid does not match the payment's.",
+                          self._dto(payment))
+        if payment.transaction is not None and not payment.transaction_verified:
+            return _error(400, "not_verified", "The transaction is not verified yet.",
                           self._dto(payment))
         if payment.transaction is None:
             payment.transaction = self._transaction(txid)
