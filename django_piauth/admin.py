@@ -9,7 +9,9 @@ from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 
+from .exceptions import PiAuthError
 from .models import PeerIDCredential, Pioneer, PiPayment, SafeGrant
+from .payments import refresh
 from .peerid import revoke
 
 IDENTITY_FIELDS = ("user", "provider", "uid", "username", "scopes", "created_at",
@@ -52,12 +54,33 @@ class PiPaymentAdmin(admin.ModelAdmin):
               "completed_at", "cancelled_at", "delivered_at", "recorded_at", "updated_at")
     readonly_fields = fields
     ordering = ("-recorded_at",)
+    actions = ["refresh_from_platform"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    # It stores only what the platform says and writes nothing there: whoever may view
+    # payments may refresh them. A completion it finds is delivered as the settle
+    # command delivers (no request: the admin's is not the Pioneer's).
+    @admin.action(description="Refresh from the Pi Platform", permissions=["view"])
+    def refresh_from_platform(self, request: HttpRequest, queryset: Any) -> None:
+        refreshed, failed = 0, []
+        for identifier in queryset.values_list("identifier", flat=True):
+            try:
+                refresh(identifier)
+            except (PiAuthError, ValueError) as exc:
+                failed.append(f"{identifier} ({type(exc).__name__})")
+            else:
+                refreshed += 1
+        if refreshed:
+            self.message_user(request, f"Refreshed {refreshed} payment(s) from the Pi "
+                                       "Platform.", messages.SUCCESS)
+        if failed:
+            self.message_user(request, "The Pi Platform could not say, try again: "
+                                       + ", ".join(failed), messages.WARNING)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a record of money that moved

@@ -11,4 +11,4 @@ class PiAuthConfig(AppConfig):
         from . import checks, receivers  # noqa: F401  (checks register themselves)
 
         receivers.connect()
-        from . import checks_safe  # noqa: F401  (the SAFE Launcher checks)
+        from . import checks_payments, checks_safe  # noqa: F401  (SAFE, payment checks)

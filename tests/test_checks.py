@@ -121,3 +121,37 @@ def test_token_cache_checks(settings):
     settings.CACHES = {**settings.CACHES, "tokens": {
         "BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
     assert ids(piauth_checks.check_token_cache()) == ["piauth.W008"]
+
+
+def _payment_settings(settings, **keys):
+    settings.PIAUTH = {**settings.PIAUTH, **keys}
+    if "PI_PAYMENT_HANDLER" not in keys:
+        settings.PIAUTH.pop("PI_PAYMENT_HANDLER", None)
+
+
+def test_payment_urls_with_the_default_handler_warn(settings):
+    from django_piauth.checks_payments import check_payment_handler
+
+    _payment_settings(settings)
+    messages = check_payment_handler()
+    assert ids(messages) == ["piauth.W051"]
+    assert "approved" in messages[0].msg
+
+
+def test_the_default_handler_without_payment_urls_is_fine(settings):
+    from django_piauth.checks_payments import check_payment_handler
+
+    _payment_settings(settings)
+    settings.ROOT_URLCONF = "tests.urls_without_payments"
+    assert check_payment_handler() == []
+
+
+@pytest.mark.parametrize("handler", ["tests.testapp.no_such_module.Handler",
+                                     "django_piauth.models.PiPayment"])
+def test_a_handler_that_is_not_a_payment_handler_is_an_error(settings, handler):
+    from django_piauth.checks_payments import check_payment_handler
+
+    _payment_settings(settings, PI_PAYMENT_HANDLER=handler)
+    messages = check_payment_handler()
+    assert ids(messages) == ["piauth.E050"]
+    assert handler in messages[0].msg

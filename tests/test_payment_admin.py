@@ -63,3 +63,33 @@ def test_the_pioneer_page_lists_its_payments(admin_client, payments):
     page = admin_client.get(f"/admin/django_piauth/pioneer/{pioneer.pk}/change/").content.decode()
     for payment in payments.values():
         assert payment.identifier in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_refresh_action_stores_what_the_platform_says(admin_client, fake_pi, settings):
+    from django_piauth.models import PaymentStatus
+    from django_piauth.providers.pi import get_pi_client
+
+    uid = fake_pi.uid_for("alice")
+    user = get_user_model().objects.create(username="alice")
+    pioneer = Pioneer.objects.create(user=user, provider="pi", uid=uid, username="alice")
+    pid = fake_pi.create_user_payment(uid, "2.5", "A hat")
+    get_pi_client().approve_payment(pid)
+    payment = PiPayment.objects.create(identifier=pid, pioneer=pioneer, direction="user_to_app",
+                                       amount=Decimal("2.5"), status=PaymentStatus.APPROVED)
+    fake_pi.user_cancel(pid)
+    gone = PiPayment.objects.create(identifier="gone-at-platform", pioneer=pioneer,
+                                    direction="user_to_app", amount=Decimal(1))
+    writes_before = sum(1 for call in fake_pi.calls if call.method == "POST")
+
+    response = admin_client.post(CHANGELIST, {
+        "action": "refresh_from_platform", "_selected_action": [payment.pk, gone.pk]},
+        follow=True)
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "Refreshed 1 payment(s)" in text and "gone-at-platform (PaymentNotFound)" in text
+    payment.refresh_from_db()
+    assert payment.status == "cancelled" and payment.cancelled_at is not None
+    assert sum(1 for call in fake_pi.calls if call.method == "POST") == writes_before
+    assert settings.PIAUTH["PI_SERVER_API_KEY"] not in text
