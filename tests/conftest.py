@@ -1,4 +1,7 @@
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.cache import caches
@@ -43,3 +46,30 @@ def _services_or_skip(request):
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture
+def two_servers(live_fake_pi):
+    """Two ``runserver`` processes on the test's database and the live fake Pi Platform;
+    their base URLs."""
+    from django.db import connection
+
+    from tests.helpers import free_port, running, wait_until_it_answers
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PIAUTH_TEST_USE_DB_NAME": connection.settings_dict["NAME"],
+        "PIAUTH_TEST_PI_API_URL": live_fake_pi.url,
+        "PYTHONPATH": str(root),
+    }
+    ports = [free_port(), free_port()]
+    commands = [[sys.executable, "-m", "django", "runserver", "--noreload", "--skip-checks",
+                 f"127.0.0.1:{port}"] for port in ports]
+    with running(*commands, env=env, cwd=root, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.PIPE, text=True) as servers:
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        for url, server in zip(urls, servers, strict=True):
+            wait_until_it_answers(f"{url}/api/whoami/", server)
+        yield urls
