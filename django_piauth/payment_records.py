@@ -68,20 +68,20 @@ def pioneer_of(dto: PaymentDTO) -> Pioneer:
     return pioneer
 
 
-def row_for(dto: PaymentDTO) -> PiPayment:
-    """The stored payment of ``dto``, inserted (``pending``) if there is none yet."""
+def row_for(dto: PaymentDTO) -> tuple[PiPayment, bool]:
+    """(the stored payment of ``dto``, False), or (a new ``pending`` row, True)."""
     existing = stored(dto.identifier)
     if existing is not None:
-        return existing
+        return existing, False
     try:
         with transaction.atomic():
             return PiPayment.objects.create(identifier=dto.identifier, pioneer=pioneer_of(dto),
-                                            status=Status.PENDING, **dto_fields(dto))
+                                            status=Status.PENDING, **dto_fields(dto)), True
     except IntegrityError:  # a concurrent request inserted it first
         existing = stored(dto.identifier)
         if existing is None:
             raise
-        return existing
+        return existing, False
 
 
 def _same_payment(payment: PiPayment, dto: PaymentDTO) -> None:

@@ -187,20 +187,30 @@ def _claim(payment: PiPayment, holder: str, claimable: tuple[str, ...]) -> PiPay
 
 class _Step:
     """``with _Step(payment, claimable) as done:`` ``done`` is None when this request
-    holds the claim (released on the way out), else the row another request finished."""
+    holds the claim (released on the way out), else the row another request finished.
 
-    def __init__(self, payment: PiPayment, claimable: tuple[str, ...]) -> None:
+    ``discard``: the row was inserted by this request; if the step fails it is deleted
+    (while still ``pending`` and ours), so that a platform fault leaves nothing stored.
+    The platform remains the record: a retry fetches the payment again.
+    """
+
+    def __init__(self, payment: PiPayment, claimable: tuple[str, ...], *,
+                 discard: bool = False) -> None:
         self.payment, self.claimable, self.holder = payment, claimable, new_holder()
-        self.claimed = False
+        self.claimed, self.discard = False, discard
 
     def __enter__(self) -> PiPayment | None:
         done = _claim(self.payment, self.holder, self.claimable)
         self.claimed = done is None
         return done
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self.claimed:
-            step_claims.release(self.payment.pk, self.holder)
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        if not self.claimed:
+            return
+        if exc_type is not None and self.discard and step_claims.held_by(
+                self.payment.pk, self.holder).filter(status=Status.PENDING).delete()[0]:
+            return
+        step_claims.release(self.payment.pk, self.holder)
 
 
 # Answers -------------------------------------------------------------------------------
@@ -339,10 +349,12 @@ def approve(payment_id: Any, *, uid: str | None,
             return _approved(payment)
     dto = _fetch(payment_id)
     _check_caller(dto, uid)
-    payment = payment or row_for(dto)
+    inserted = False
+    if payment is None:
+        payment, inserted = row_for(dto)
     if status_of(dto) != Status.PENDING:  # approved (or ended) already: record, no write
         return _approved(record(payment, dto, request))
-    with _Step(payment, (Status.PENDING,)) as done:
+    with _Step(payment, (Status.PENDING,), discard=inserted) as done:
         if done is not None:
             return _approved(done)
         return _approved(_approve_claimed(payment, dto, request))
@@ -358,7 +370,7 @@ def complete(payment_id: Any, txid: Any, *, uid: str | None,
     if payment is None:  # approved elsewhere, or our approval was never recorded
         prefetched = _fetch(payment_id)
         _check_caller(prefetched, uid)
-        payment = record(row_for(prefetched), prefetched, request)
+        payment = record(row_for(prefetched)[0], prefetched, request)
     else:
         _check_owner(payment, uid)
     if payment.status in FINISHED:
@@ -408,11 +420,12 @@ def _bring_to_end(payment_id: str, payment: PiPayment | None, uid: str | None,
     ``complete_paid``), cancel one without a transaction (when ``settle_unpaid``),
     else record what the platform says."""
     prefetched: PaymentDTO | None = None
+    inserted = False
     if payment is None:
         prefetched = _fetch(payment_id)
         _check_caller(prefetched, uid)
-        payment = row_for(prefetched)
-    with _Step(payment, (Status.PENDING, Status.APPROVED)) as done:
+        payment, inserted = row_for(prefetched)
+    with _Step(payment, (Status.PENDING, Status.APPROVED), discard=inserted) as done:
         if done is not None:
             return done if complete_paid else _cancelled(done)
         dto = prefetched or _fetch(payment_id)
@@ -438,7 +451,7 @@ def refresh(payment_id: Any, *, request: HttpRequest | None = None) -> PiPayment
     nothing at the platform."""
     payment_id = checked_id(payment_id)
     dto = _fetch(payment_id)
-    return record(stored(payment_id) or row_for(dto), dto, request)
+    return record(stored(payment_id) or row_for(dto)[0], dto, request)
 
 
 # The settle command --------------------------------------------------------------------

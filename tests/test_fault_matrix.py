@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -26,10 +28,11 @@ from django.test import Client
 from django.utils import timezone
 
 from django_piauth.exceptions import UpstreamUnavailable
-from django_piauth.models import PeerIDCredential, Pioneer, SafeGrant
+from django_piauth.models import PeerIDCredential, Pioneer, PiPayment, SafeGrant
 from django_piauth.peerid import SESSION_KEY, peerid_operations
 from django_piauth.providers.pi import get_pi_client
 from django_piauth.safe import launcher_url
+from django_piauth.signals import payment_approved, payment_cancelled, payment_completed
 from django_piauth.testing import faults
 from django_piauth.testing.base import FakeUpstreamBase
 from django_piauth.testing.peerid import FakePeerID
@@ -41,6 +44,7 @@ from django_piauth.views import STATE_SESSION_KEY
 from tests import fault_matrix
 from tests.fault_matrix import COMMAND, LIBRARY, STATUS_ONLY, WEB, Call
 from tests.helpers import free_port
+from tests.testapp.models import Delivery
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db]
 
@@ -98,6 +102,9 @@ class Case:
     pi_token: str | None = None
     credential: PeerIDCredential | None = None
     session_before: dict[str, Any] = field(default_factory=dict)
+    payment_token: str | None = None  # a payment step's caller (its verdict cached)
+    payment_id: str | None = None
+    txid: str | None = None
 
 
 def _inject(fake: Any, fault: str, attacker: FakeUpstreamBase, settings: Any,
@@ -144,9 +151,36 @@ def _sign_in_with_peerid(case: Case, peerid: Any) -> None:
     case.session_before = dict(case.client.session.items())
 
 
+def _set_up_payment(call: Call, case: Case, pi: FakePiPlatform) -> str:
+    """A signed-in Pioneer's payment at the state the step needs; the fault's path."""
+    view, step = call.name.removeprefix("`pi-payment-").split("`: ")
+    case.payment_token = pi.issue_token(username="alice")
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {case.payment_token}"}
+    assert case.client.get("/api/whoami/", **bearer).status_code == 200  # verdict cached
+    pid = case.payment_id = pi.create_user_payment(pi.uid_for("alice"), "2.5", "A hat")
+    if view != "approve":
+        assert case.client.post(f"/auth/pi/payments/{pid}/approve/", **bearer).status_code == 200
+    if view in ("complete", "incomplete"):
+        case.txid = pi.submit_transaction(pid)
+    return f"/v2/payments/{pid}" + ("" if step == "fetch" else f"/{step}")
+
+
+def _run_payment_step(call: Call, case: Case) -> Any:
+    view = call.name.removeprefix("`pi-payment-").split("`")[0]
+    url, body = f"/auth/pi/payments/{case.payment_id}/{view}/", {}
+    if view == "complete":
+        body = {"txid": case.txid}
+    elif view == "incomplete":
+        url, body = "/auth/pi/payments/incomplete/", {"paymentId": case.payment_id}
+    return case.client.post(url, json.dumps(body), content_type="application/json",
+                            HTTP_AUTHORIZATION=f"Bearer {case.payment_token}")
+
+
 def _set_up(call: Call, case: Case, fakes: dict[str, Any]) -> str | None:
     """Whatever the call needs before the fault; returns the path the fault is on."""
     name = call.name
+    if name.startswith("`pi-payment-"):
+        return _set_up_payment(call, case, fakes["pi"])
     if call.service == "pi" and call.outcome == WEB:
         case.pi_token = fakes["pi"].issue_token(username="alice")
         return "/v2/me"
@@ -174,6 +208,8 @@ def _set_up(call: Call, case: Case, fakes: dict[str, Any]) -> str | None:
 def _run(call: Call, case: Case) -> Any:
     """The call under test: a response, a value, or the exception it raised."""
     client, name = case.client, call.name
+    if name.startswith("`pi-payment-"):
+        return _run_payment_step(call, case)
     pi = get_pi_client
     runs: dict[str, Any] = {
         "`pi-login` view": lambda: client.post("/auth/pi/login/",
@@ -204,6 +240,28 @@ def _run(call: Call, case: Case) -> Any:
         return exc
 
 
+def _payment_rows() -> list[dict[str, Any]]:
+    return list(PiPayment.objects.order_by("pk").values(
+        "identifier", "status", "txid", "approved_at", "completed_at", "cancelled_at",
+        "delivered_at", "step_claimed_by"))
+
+
+@contextmanager
+def _receiving(signalled: list[Any]) -> Iterator[None]:
+    """The payment signals sent meanwhile."""
+    def receive(signal: Any, **kwargs: Any) -> None:
+        signalled.append(signal)
+
+    signals = (payment_approved, payment_completed, payment_cancelled)
+    for signal in signals:
+        signal.connect(receive)
+    try:
+        yield
+    finally:
+        for signal in signals:
+            signal.disconnect(receive)
+
+
 def _check_outcome(expected: str, result: Any) -> None:
     if expected == WEB:
         assert getattr(result, "status_code", None) == 503, result
@@ -220,7 +278,8 @@ def _check_outcome(expected: str, result: Any) -> None:
 
 @pytest.mark.parametrize("call, fault", fault_matrix.cases(),
                          ids=[f"{c.name.replace('`', '')}-{f}" for c, f in fault_matrix.cases()])
-def test_fault(call: Call, fault: str, upstreams, attacker, settings, capsys):
+def test_fault(call: Call, fault: str, upstreams, attacker, settings, capsys,
+               django_capture_on_commit_callbacks):
     case = Case()
     if call.service == "safe":  # a grant is kept per Launcher URL: set up at the one used
         played = _inject(upstreams["safe"], fault, attacker, settings, "safe", None)
@@ -231,10 +290,13 @@ def test_fault(call: Call, fault: str, upstreams, attacker, settings, capsys):
                          path)
     users, pioneers = get_user_model().objects.count(), Pioneer.objects.count()
     credentials = PeerIDCredential.objects.count()
+    payments, deliveries = _payment_rows(), Delivery.objects.count()
 
-    started = time.monotonic()
-    result = _run(call, case)
-    elapsed = time.monotonic() - started
+    signalled: list[Any] = []
+    with _receiving(signalled), django_capture_on_commit_callbacks(execute=True) as committed:
+        started = time.monotonic()
+        result = _run(call, case)
+        elapsed = time.monotonic() - started
 
     _check_outcome(fault_matrix.expected(call, fault), result)
     deadline = DEADLINE + (SAFE_AUTHORIZE_TIMEOUT if "authorize" in call.name else 0)
@@ -243,6 +305,8 @@ def test_fault(call: Call, fault: str, upstreams, attacker, settings, capsys):
     assert get_user_model().objects.count() == users
     assert Pioneer.objects.count() == pioneers
     assert PeerIDCredential.objects.count() == credentials
+    assert _payment_rows() == payments  # nothing stored (no claim left behind either)
+    assert Delivery.objects.count() == deliveries and signalled == [] and committed == []
     session = case.client.session
     after = {k: v for k, v in session.items() if k != STATE_SESSION_KEY}  # used once
     assert after == case.session_before  # none started, none ended
