@@ -366,13 +366,15 @@ def complete(payment_id: Any, txid: Any, *, uid: str | None,
     transaction at the platform is ``txid``, then deliver it once."""
     payment_id, txid = checked_id(payment_id), checked_txid(txid)
     payment = stored(payment_id)
+    if payment is not None:
+        _check_owner(payment, uid)
     prefetched: PaymentDTO | None = None
-    if payment is None:  # approved elsewhere, or our approval was never recorded
+    if payment is None or payment.status == Status.PENDING:
+        # Approved elsewhere, or our approval's outcome was never recorded (a crash
+        # between the platform's answer and our write): the platform says.
         prefetched = _fetch(payment_id)
         _check_caller(prefetched, uid)
-        payment = record(row_for(prefetched)[0], prefetched, request)
-    else:
-        _check_owner(payment, uid)
+        payment = record(payment or row_for(prefetched)[0], prefetched, request)
     if payment.status in FINISHED:
         return _completed(payment, txid)
     if payment.status == Status.PENDING:

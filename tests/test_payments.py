@@ -544,3 +544,17 @@ def test_twenty_concurrent_completes_make_one_platform_call_and_one_delivery(
     assert calls(fake_pi, pid) == {**no_calls(), "GET": 1, "complete": 1}
     assert Delivery.objects.count() == 1
     assert [step for step, *_ in sent] == ["approved", "completed"]
+
+
+def test_a_complete_after_an_approval_whose_outcome_was_never_recorded(
+        client, fake_pi, alice, sent):
+    """A crash between the platform's approval and our write left the row pending."""
+    pid = approved_payment(client, fake_pi, alice)
+    PiPayment.objects.update(status="pending", approved_at=None)
+    txid = fake_pi.submit_transaction(pid)
+
+    response = post(client, "complete", alice, pid, txid=txid)
+
+    assert response.status_code == 200 and response.json()["status"] == "completed"
+    assert calls(fake_pi, pid) == {**no_calls(), "GET": 2, "approve": 1, "complete": 1}
+    assert Delivery.objects.count() == 1
