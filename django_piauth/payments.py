@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -231,8 +232,7 @@ def _completed(payment: PiPayment, txid: str | None) -> PiPayment:
         raise PaymentConflict("The completion is still under way; try again.",
                               code="in_progress")
     if txid is not None and payment.txid != txid:
-        raise PaymentConflict("This txid is not the payment's transaction.",
-                              code="txid_mismatch")
+        raise _txid_mismatch()
     return payment
 
 
@@ -247,30 +247,60 @@ def _cancelled(payment: PiPayment) -> PiPayment:
 
 # Steps under a claim -------------------------------------------------------------------
 
+def _txid_mismatch() -> PaymentConflict:
+    return PaymentConflict("This txid is not the payment's transaction.", code="txid_mismatch")
+
+
+def _transaction_pending() -> PaymentConflict:
+    return PaymentConflict("The blockchain transaction is not verified yet; try again.",
+                           code="transaction_pending")
+
+
+def _write(call: Callable[[], PaymentDTO], dto: PaymentDTO, *, reached: tuple[str, ...],
+           what: str) -> PaymentDTO:
+    """One platform write (``call``) for the payment ``dto`` describes: the payment as the
+    platform then shows it, which must have ``reached`` one of these statuses.
+
+    A refusal saying the payment is past this step already (approved, completed,
+    cancelled: our earlier answer was lost, or the Pioneer acted) is no error: it is the
+    payment's state, recorded like an answer.
+    """
+    try:
+        answered = call()
+    except PaymentAlreadyApproved as exc:
+        answered = _known(exc, _flagged(dto, developer_approved=True))
+    except PaymentCancelled as exc:
+        answered = _known(exc, _flagged(dto, cancelled=True))
+    except PaymentAlreadyCompleted as exc:
+        answered = exc.payment if isinstance(exc.payment, PaymentDTO) else _fetch(
+            dto.identifier)
+    except TxidMismatch:
+        raise _txid_mismatch() from None
+    except TransactionNotVerified:
+        raise _transaction_pending() from None
+    except PaymentNotFound:
+        raise
+    except PaymentError as exc:
+        raise _refusal(exc) from None
+    if status_of(answered) not in reached:  # e.g. a 200 without developer_completed
+        raise UpstreamUnavailable(f"{SERVICE} answered {what} without doing it",
+                                  service=SERVICE)
+    return answered
+
+
+_PAST_APPROVAL = (Status.APPROVED, *FINISHED)
+
+
 def _approve_claimed(payment: PiPayment, dto: PaymentDTO,
                      request: HttpRequest | None) -> PiPayment:
-    client = get_pi_client()
     try:
         payment_handler().check(payment, request)
     except PaymentRefused as refusal:
         logger.info("Pi payment %s refused by the app: %s", payment.identifier, refusal.reason)
         record(payment, _cancel_at_platform(dto), request)
         raise PaymentConflict(refusal.reason, code="refused") from None
-    try:
-        approved = client.approve_payment(payment.identifier)
-    except PaymentAlreadyApproved as exc:  # our earlier answer was lost
-        approved = _known(exc, _flagged(dto, developer_approved=True))
-    except PaymentCancelled as exc:
-        approved = _known(exc, _flagged(dto, cancelled=True))
-    except PaymentAlreadyCompleted as exc:
-        approved = _known(exc, _fetch(payment.identifier))
-    except PaymentNotFound:
-        raise
-    except PaymentError as exc:
-        raise _refusal(exc) from None
-    if status_of(approved) == Status.PENDING:
-        raise UpstreamUnavailable(f"{SERVICE} answered an approval without approving",
-                                  service=SERVICE)
+    approved = _write(lambda: get_pi_client().approve_payment(payment.identifier), dto,
+                      reached=_PAST_APPROVAL, what="an approval")
     return record(payment, approved, request)
 
 
@@ -281,48 +311,18 @@ def _complete_claimed(payment: PiPayment, dto: PaymentDTO, txid: str | None,
         return _completed(record(payment, dto, request), txid)
     transaction = dto.transaction
     if transaction is None or not transaction.verified:
-        raise PaymentConflict("The blockchain transaction is not verified yet; try again.",
-                              code="transaction_pending")
+        raise _transaction_pending()
     if txid is not None and transaction.txid != txid:
-        raise PaymentConflict("This txid is not the payment's transaction.",
-                              code="txid_mismatch")
-    try:
-        done = get_pi_client().complete_payment(payment.identifier, transaction.txid)
-    except PaymentAlreadyCompleted as exc:  # our earlier answer was lost
-        done = _known(exc, _fetch(payment.identifier))
-    except TxidMismatch:
-        raise PaymentConflict("This txid is not the payment's transaction.",
-                              code="txid_mismatch") from None
-    except TransactionNotVerified:
-        raise PaymentConflict("The blockchain transaction is not verified yet; try again.",
-                              code="transaction_pending") from None
-    except PaymentCancelled as exc:
-        done = _known(exc, _flagged(dto, cancelled=True))
-    except PaymentNotFound:
-        raise
-    except PaymentError as exc:
-        raise _refusal(exc) from None
-    if status_of(done) not in FINISHED:  # a 200 that does not say developer_completed
-        raise UpstreamUnavailable(f"{SERVICE} answered a completion without completing",
-                                  service=SERVICE)
+        raise _txid_mismatch()
+    done = _write(lambda: get_pi_client().complete_payment(payment.identifier,
+                                                           transaction.txid),
+                  dto, reached=FINISHED, what="a completion")
     return _completed(record(payment, done, request), txid)
 
 
 def _cancel_at_platform(dto: PaymentDTO) -> PaymentDTO:
-    try:
-        cancelled = get_pi_client().cancel_payment(dto.identifier)
-    except PaymentCancelled as exc:
-        cancelled = _known(exc, _flagged(dto, cancelled=True))
-    except PaymentAlreadyCompleted as exc:
-        cancelled = _known(exc, _fetch(dto.identifier))
-    except PaymentNotFound:
-        raise
-    except PaymentError as exc:
-        raise _refusal(exc) from None
-    if status_of(cancelled) not in FINISHED:
-        raise UpstreamUnavailable(f"{SERVICE} answered a cancellation without cancelling",
-                                  service=SERVICE)
-    return cancelled
+    return _write(lambda: get_pi_client().cancel_payment(dto.identifier), dto,
+                  reached=FINISHED, what="a cancellation")
 
 
 def _cancel_claimed(payment: PiPayment, dto: PaymentDTO,
@@ -396,8 +396,7 @@ def cancel(payment_id: Any, *, uid: str | None,
         _check_owner(payment, uid)
         if payment.status in FINISHED:
             return _cancelled(payment)
-    return _bring_to_end(payment_id, payment, uid, request, settle_unpaid=True,
-                         complete_paid=False)
+    return _bring_to_end(payment_id, payment, uid, request, cancel_only=True)
 
 
 def resolve_incomplete(payment_id: Any, *, uid: str | None,
@@ -412,15 +411,15 @@ def resolve_incomplete(payment_id: Any, *, uid: str | None,
         _check_owner(payment, uid)
         if payment.status in FINISHED:
             return payment
-    return _bring_to_end(payment_id, payment, uid, request, settle_unpaid=True)
+    return _bring_to_end(payment_id, payment, uid, request)
 
 
 def _bring_to_end(payment_id: str, payment: PiPayment | None, uid: str | None,
-                  request: HttpRequest | None, *, settle_unpaid: bool,
-                  complete_paid: bool = True) -> PiPayment:
-    """Fetch the payment and finish it: complete a verified transaction (when
-    ``complete_paid``), cancel one without a transaction (when ``settle_unpaid``),
-    else record what the platform says."""
+                  request: HttpRequest | None, *, settle_unpaid: bool = True,
+                  cancel_only: bool = False) -> PiPayment:
+    """Claim the payment's next step, fetch it and finish it: complete a verified
+    transaction, cancel a payment without one (when ``settle_unpaid``), else record what
+    the platform says. ``cancel_only``: the Pioneer gave up; never complete."""
     prefetched: PaymentDTO | None = None
     inserted = False
     if payment is None:
@@ -429,20 +428,17 @@ def _bring_to_end(payment_id: str, payment: PiPayment | None, uid: str | None,
         payment, inserted = row_for(prefetched)
     with _Step(payment, (Status.PENDING, Status.APPROVED), discard=inserted) as done:
         if done is not None:
-            return done if complete_paid else _cancelled(done)
+            return _cancelled(done) if cancel_only else done
         dto = prefetched or _fetch(payment_id)
+        if cancel_only:
+            return _cancel_claimed(payment, dto, request)
         if status_of(dto) in FINISHED:
-            finished = record(payment, dto, request)
-            return finished if complete_paid else _cancelled(finished)
+            return record(payment, dto, request)
         transaction = dto.transaction
         if transaction is not None:
-            if not complete_paid:
-                raise PaymentConflict("This payment has a blockchain transaction: its money "
-                                      "moved; complete it instead.", code="transaction_exists")
             if transaction.verified:
                 return _complete_claimed(payment, dto, None, request)
-            raise PaymentConflict("The blockchain transaction is not verified yet; "
-                                  "try again.", code="transaction_pending")
+            raise _transaction_pending()
         if settle_unpaid:
             return _cancel_claimed(payment, dto, request)
         return record(payment, dto, request)
