@@ -558,3 +558,28 @@ def test_a_complete_after_an_approval_whose_outcome_was_never_recorded(
     assert response.status_code == 200 and response.json()["status"] == "completed"
     assert calls(fake_pi, pid) == {**no_calls(), "GET": 2, "approve": 1, "complete": 1}
     assert Delivery.objects.count() == 1
+
+
+def test_a_refused_server_api_key_is_503_and_logged(client, fake_pi, alice, caplog):
+    pid = fake_pi.create_user_payment(alice.uid, 1, "A hat")
+    post(client, "approve", alice, "warm-up-the-verdict")  # /v2/me answered before the swap
+    fake_pi.set_server_api_key("another-key-entirely-0123456789")
+
+    with caplog.at_level(logging.ERROR, logger="django_piauth"):
+        response = post(client, "approve", alice, pid)
+
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert not PiPayment.objects.exists()
+    assert "The Pi Platform refused the Server API Key" in caplog.text
+    assert "test-server-api-key" not in caplog.text + response.content.decode()
+
+
+def test_another_platform_refusal_is_409_with_its_code(client, fake_pi, alice):
+    pid = fake_pi.create_user_payment(alice.uid, 1, "A hat")
+    fake_pi.fail_with(400, {"error": "some_new_code", "error_message": "no"},
+                      path=f"/v2/payments/{pid}/approve")
+
+    response = post(client, "approve", alice, pid)
+
+    assert response.status_code == 409 and response.json()["code"] == "some_new_code"
+    assert not PiPayment.objects.exists()  # the pending row this call inserted is gone
