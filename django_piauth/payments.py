@@ -138,7 +138,12 @@ def _check_owner(payment: PiPayment, uid: str | None) -> None:
 # Platform calls ------------------------------------------------------------------------
 
 def _fetch(payment_id: str) -> PaymentDTO:
-    dto = get_pi_client().get_payment(payment_id)
+    try:
+        dto = get_pi_client().get_payment(payment_id)
+    except PaymentNotFound:
+        raise
+    except PaymentError as exc:
+        raise _refusal(exc) from None
     if dto.identifier != payment_id:
         raise UpstreamUnavailable(f"{SERVICE} answered with another payment", service=SERVICE)
     return dto
