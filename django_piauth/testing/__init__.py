@@ -10,6 +10,8 @@
 - :class:`LoopbackServer`: answer over real HTTP on 127.0.0.1.
 - ``django_piauth.testing.pytest_plugin``: the ``fake_pi``, ``live_fake_pi``,
   ``fake_peerid``, ``live_fake_peerid``, ``fake_safe`` and ``live_fake_safe`` fixtures.
+- :func:`piauth_reset`: forget the package's cached verdicts and built clients (the
+  fixtures call it at setup).
 - ``python -m django_piauth.testing``: a fake Pi Platform and a fake PeerID for the demo.
 """
 
@@ -22,6 +24,7 @@ from .peerid import (
     FakePeerID,
 )
 from .pi import DEFAULT_SCOPES, DEFAULT_SERVER_API_KEY, FakePiPlatform
+from .reset import piauth_reset
 from .responses_adapter import serve_with_responses
 from .safe import FakeSafeLauncher
 from .server import LoopbackServer, loopback_address
@@ -43,5 +46,6 @@ __all__ = [
     "HandlerResult",
     "LoopbackServer",
     "loopback_address",
+    "piauth_reset",
     "serve_with_responses",
 ]

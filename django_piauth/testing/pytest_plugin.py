@@ -18,6 +18,10 @@ to the fake's defaults (42, ``"fake-peerid-secret"``) for the test when they are
 
 The ``responses`` fixtures share one ``RequestsMock`` (``piauth_responses``), so ``fake_pi``
 and ``fake_peerid`` work together in one test; loopback URLs pass through to live fakes.
+
+Every fixture starts from a clean slate: ``piauth_clean`` (which they use; use it too in a
+test that needs no fake) calls :func:`~django_piauth.testing.piauth_reset`, so no verdict
+on a token survives from one test to the next, not even in the per-process copy.
 """
 
 from __future__ import annotations
@@ -44,7 +48,17 @@ def _configured_key() -> str:
 
 
 @pytest.fixture
-def piauth_responses() -> Iterator[responses.RequestsMock]:
+def piauth_clean() -> Iterator[None]:
+    """Forget django-piauth's cached verdicts and built clients before and after the test."""
+    from .reset import piauth_reset
+
+    piauth_reset()
+    yield
+    piauth_reset()
+
+
+@pytest.fixture
+def piauth_responses(piauth_clean: None) -> Iterator[responses.RequestsMock]:
     """The one ``responses.RequestsMock`` the ``responses``-served fakes share.
 
     Any request that no fake answers fails with ``ConnectionError``, except loopback URLs,
@@ -73,7 +87,7 @@ def fake_pi(piauth_responses: responses.RequestsMock) -> Iterator[FakePiPlatform
 
 
 @pytest.fixture
-def live_fake_pi(settings: Any) -> Iterator[FakePiPlatform]:
+def live_fake_pi(settings: Any, piauth_clean: None) -> Iterator[FakePiPlatform]:
     """A :class:`FakePiPlatform` on a real loopback server; ``PIAUTH["PI_API_URL"]`` points
     at it for the test (other ``PIAUTH`` keys are kept) and ``fake.url`` is its URL."""
     fake = FakePiPlatform(server_api_key=_configured_key())
@@ -116,7 +130,7 @@ def fake_peerid(piauth_responses: responses.RequestsMock,
 
 
 @pytest.fixture
-def live_fake_peerid(settings: Any) -> Iterator[FakePeerID]:
+def live_fake_peerid(settings: Any, piauth_clean: None) -> Iterator[FakePeerID]:
     """A :class:`FakePeerID` on a real loopback server; ``PIAUTH["PEERID_URL"]`` points at
     it for the test (other ``PIAUTH`` keys are kept) and ``fake.url`` is its URL."""
     fake = _peerid_for(settings)
@@ -139,7 +153,7 @@ def fake_safe(piauth_responses: responses.RequestsMock) -> Iterator[FakeSafeLaun
 
 
 @pytest.fixture
-def live_fake_safe(settings: Any) -> Iterator[FakeSafeLauncher]:
+def live_fake_safe(settings: Any, piauth_clean: None) -> Iterator[FakeSafeLauncher]:
     """A :class:`FakeSafeLauncher` on a real loopback server; ``PIAUTH["SAFE_LAUNCHER_URL"]``
     points at it for the test (other ``PIAUTH`` keys are kept) and ``fake.url`` is its URL."""
     fake = FakeSafeLauncher()
