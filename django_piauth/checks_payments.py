@@ -22,8 +22,8 @@ def _payment_urls_routed() -> bool:
 @checks.register(checks.Tags.urls)
 def check_payment_handler(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """piauth.E050: ``PI_PAYMENT_HANDLER`` is not a ``PaymentHandler`` subclass;
-    piauth.W051: the payment URLs are routed with the default handler, which approves
-    every payment and delivers nothing."""
+    piauth.W051: the payment URLs are routed and a Server API Key is set (payments can
+    run) with the default handler, which approves every payment and delivers nothing."""
     from .payment_records import payment_handler
 
     try:
@@ -37,7 +37,8 @@ def check_payment_handler(app_configs: Any = None, **kwargs: Any) -> list[checks
             f"PIAUTH['PI_PAYMENT_HANDLER'] ({path}) cannot be used: {exc}",
             hint="Name a subclass of django_piauth.payments.PaymentHandler.",
             id="piauth.E050")]
-    if path == DEFAULTS["PI_PAYMENT_HANDLER"] and _payment_urls_routed():
+    if (path == DEFAULTS["PI_PAYMENT_HANDLER"] and piauth_settings.PI_SERVER_API_KEY
+            and _payment_urls_routed()):
         return [checks.Warning(
             "The Pi payment URLs are routed, but PIAUTH['PI_PAYMENT_HANDLER'] is the "
             "default handler: every payment is approved and nothing is delivered.",

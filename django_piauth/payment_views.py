@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
@@ -40,6 +41,12 @@ def payment_json(payment: PiPayment) -> dict[str, Any]:
 
 def _error(status: int, detail: str, code: str) -> Response:
     return Response({"detail": detail, "code": code}, status=status)
+
+
+def _unavailable() -> Response:
+    response = _error(503, PAYMENTS_UNAVAILABLE, "upstream_unavailable")
+    response["Retry-After"] = str(retry_after_seconds())
+    return response
 
 
 class PaymentView(APIView):
@@ -78,9 +85,10 @@ class PaymentView(APIView):
                           "payment_not_found")
         except (UpstreamUnavailable, UpstreamError) as exc:
             logger.warning("Pi Platform unavailable during a payment step: %s", exc)
-            response = _error(503, PAYMENTS_UNAVAILABLE, "upstream_unavailable")
-            response["Retry-After"] = str(retry_after_seconds())
-            return response
+            return _unavailable()
+        except ImproperlyConfigured as exc:  # no Server API Key, or no usable handler
+            logger.error("Pi payments are not configured: %s", exc)
+            return _unavailable()
         return Response(payment_json(payment))
 
 

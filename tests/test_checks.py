@@ -138,6 +138,14 @@ def test_payment_urls_with_the_default_handler_warn(settings):
     assert "approved" in messages[0].msg
 
 
+def test_the_default_handler_without_a_server_api_key_is_fine(settings):
+    """A site that only signs in (the quickstart) routes the payment URLs unused."""
+    from django_piauth.checks_payments import check_payment_handler
+
+    _payment_settings(settings, PI_SERVER_API_KEY=None)
+    assert check_payment_handler() == []
+
+
 def test_the_default_handler_without_payment_urls_is_fine(settings):
     from django_piauth.checks_payments import check_payment_handler
 

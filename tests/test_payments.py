@@ -583,3 +583,14 @@ def test_another_platform_refusal_is_409_with_its_code(client, fake_pi, alice):
 
     assert response.status_code == 409 and response.json()["code"] == "some_new_code"
     assert not PiPayment.objects.exists()  # the pending row this call inserted is gone
+
+
+def test_payments_without_a_server_api_key_are_503_and_logged(client, fake_pi, alice, settings,
+                                                              caplog):
+    pid = fake_pi.create_user_payment(alice.uid, 1, "A hat")
+    settings.PIAUTH = {**settings.PIAUTH, "PI_SERVER_API_KEY": None}
+    with caplog.at_level(logging.ERROR, logger="django_piauth"):
+        response = post(client, "approve", alice, pid)
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert "PI_SERVER_API_KEY" in caplog.text
+    assert calls(fake_pi, pid) == no_calls() and not PiPayment.objects.exists()
