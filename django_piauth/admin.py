@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.exceptions import NotRegistered
@@ -14,11 +14,23 @@ from .models import PeerIDCredential, Pioneer, PiPayment, SafeGrant
 from .payments import refresh
 from .peerid import revoke
 
+if TYPE_CHECKING:
+    # django-stubs makes the admin classes generic over their models; Django's classes
+    # are not subscriptable at run time, so only the type checker sees the parameters.
+    _ReadOnlyInline = admin.TabularInline[Any, Any]  # each subclass names its own model
+    _PiPaymentAdmin = admin.ModelAdmin[PiPayment]
+    _PioneerAdmin = admin.ModelAdmin[Pioneer]
+    _PeerIDCredentialAdmin = admin.ModelAdmin[PeerIDCredential]
+    _SafeGrantAdmin = admin.ModelAdmin[SafeGrant]
+else:
+    _ReadOnlyInline = admin.TabularInline
+    _PiPaymentAdmin = _PioneerAdmin = _PeerIDCredentialAdmin = _SafeGrantAdmin = admin.ModelAdmin
+
 IDENTITY_FIELDS = ("user", "provider", "uid", "username", "scopes", "created_at",
                    "last_verified_at")
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(_ReadOnlyInline):
     """Rows shown beside their parent, linked, never added or deleted there."""
 
     extra = 0
@@ -39,7 +51,7 @@ class PiPaymentInline(ReadOnlyInline):
 
 
 @admin.register(PiPayment)
-class PiPaymentAdmin(admin.ModelAdmin):
+class PiPaymentAdmin(_PiPaymentAdmin):
     """Pi payments, read-only: amounts, recipients and states come from the Pi Platform."""
 
     list_display = ("identifier", "pioneer", "amount", "status", "direction", "network",
@@ -87,7 +99,7 @@ class PiPaymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Pioneer)
-class PioneerAdmin(admin.ModelAdmin):
+class PioneerAdmin(_PioneerAdmin):
     list_display = ("uid", "username", "provider", "user", "created_at", "last_verified_at")
     list_filter = ("provider", "created_at", "last_verified_at")
     search_fields = ("uid", "username", "user__username", "user__email")
@@ -102,7 +114,7 @@ class PioneerAdmin(admin.ModelAdmin):
 
 
 @admin.register(PeerIDCredential)
-class PeerIDCredentialAdmin(admin.ModelAdmin):
+class PeerIDCredentialAdmin(_PeerIDCredentialAdmin):
     """Expiry, scope and refresh history; the tokens are never shown, not even masked."""
 
     list_display = ("pioneer", "expires_at", "scope", "last_refreshed_at", "needs_refresh",
@@ -171,7 +183,7 @@ add_inline_to_user_admin()
 
 
 @admin.register(SafeGrant)
-class SafeGrantAdmin(admin.ModelAdmin):
+class SafeGrantAdmin(_SafeGrantAdmin):
     """SAFE Launcher grants, read-only; the token is never shown, not even masked.
 
     Grants are made and ended by ``manage.py piauth_safe_authorize`` / ``piauth_safe_revoke``.

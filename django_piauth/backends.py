@@ -11,13 +11,12 @@ import logging
 import secrets
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.contrib.auth import get_backends, get_user_model
 from django.contrib.auth.backends import BaseBackend
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
@@ -37,6 +36,14 @@ from .verification import (
     verify_pi_token,
     verify_pi_token_again,
 )
+
+if TYPE_CHECKING:
+    # _User is django-stubs' name for "the AUTH_USER_MODEL class" (its plugin resolves it
+    # to the configured model; it does not exist at run time).
+    from django.contrib.auth.models import _User
+    from django.db.models import Field
+
+    from .models import PeerIDCredential, Pioneer
 
 logger = logging.getLogger("django_piauth")
 
@@ -70,7 +77,7 @@ class LinkedAccountBackend(BaseBackend):
 
     # Django's backend API ---------------------------------------------------------
 
-    def get_user(self, user_id: Any) -> AbstractBaseUser | None:
+    def get_user(self, user_id: Any) -> _User | None:
         user_model = get_user_model()
         try:
             user = user_model._default_manager.get(pk=user_id)
@@ -78,7 +85,7 @@ class LinkedAccountBackend(BaseBackend):
             return None
         return user if self.user_can_authenticate(user) else None
 
-    def user_can_authenticate(self, user: AbstractBaseUser) -> bool:
+    def user_can_authenticate(self, user: _User) -> bool:
         return getattr(user, "is_active", True)
 
     # Hooks ------------------------------------------------------------------------
@@ -91,7 +98,7 @@ class LinkedAccountBackend(BaseBackend):
         """The Django username a new Pioneer should get, before making it unique."""
         return identity.username or f"{self.provider}-{identity.uid[:12]}"
 
-    def create_user(self, identity: Any) -> AbstractBaseUser:
+    def create_user(self, identity: Any) -> _User:
         """Create the ``User`` of a new Pioneer: a free username, an unusable password."""
         user_model = get_user_model()
         username_field = user_model.USERNAME_FIELD
@@ -100,7 +107,7 @@ class LinkedAccountBackend(BaseBackend):
         user.save()
         return user
 
-    def update_user(self, user: AbstractBaseUser, identity: Any) -> AbstractBaseUser:
+    def update_user(self, user: _User, identity: Any) -> _User:
         """Called on every sign-in of an existing Pioneer. Default: change nothing."""
         return user
 
@@ -109,7 +116,9 @@ class LinkedAccountBackend(BaseBackend):
     def _free_username(self, identity: Any) -> str:
         user_model = get_user_model()
         field_name = user_model.USERNAME_FIELD
-        max_length = user_model._meta.get_field(field_name).max_length or 150
+        # USERNAME_FIELD names a field of the user model, never a reverse relation.
+        username_field = cast("Field[Any, Any]", user_model._meta.get_field(field_name))
+        max_length = username_field.max_length or 150
         base = self.username_for(identity)[:max_length]
         taken = {
             name.lower()
@@ -130,7 +139,7 @@ class LinkedAccountBackend(BaseBackend):
                 return candidate
             suffix += 1
 
-    def link_pioneer(self, request: HttpRequest | None, identity: Any):  # -> Pioneer
+    def link_pioneer(self, request: HttpRequest | None, identity: Any) -> Pioneer:
         """The Pioneer for an identity upstream has just vouched for: found and brought up
         to date (username, scopes, ``last_verified_at``), or created (exactly once)."""
         pioneer = linked_pioneer(self.provider, identity.uid)
@@ -144,7 +153,7 @@ class LinkedAccountBackend(BaseBackend):
         self._refresh_pioneer(pioneer, identity)
         return pioneer
 
-    def _create_pioneer(self, identity: Any):  # -> tuple[Pioneer, bool]
+    def _create_pioneer(self, identity: Any) -> tuple[Pioneer, bool]:
         from .models import Pioneer
 
         for attempt in range(_USERNAME_ATTEMPTS):
@@ -177,7 +186,7 @@ class LinkedAccountBackend(BaseBackend):
             return pioneer, True
         raise IntegrityError(f"could not find a free username for {self.provider} uid")
 
-    def _refresh_pioneer(self, pioneer: Any, identity: Any) -> None:
+    def _refresh_pioneer(self, pioneer: Pioneer, identity: Any) -> None:
         now = timezone.now()
         changes: dict[str, Any] = {}
         interval = timedelta(seconds=piauth_settings.LAST_VERIFIED_INTERVAL)
@@ -195,8 +204,7 @@ class LinkedAccountBackend(BaseBackend):
                 setattr(pioneer, field_name, value)
         pioneer.user = self.update_user(pioneer.user, identity)
 
-    def sign_in(self, request: HttpRequest | None,
-                identity: Any):  # -> tuple[User, Pioneer]
+    def sign_in(self, request: HttpRequest | None, identity: Any) -> tuple[_User, Pioneer]:
         """Link an identity upstream has just vouched for and return its user (and
         Pioneer), or raise ``InvalidToken`` subclasses."""
         if not self.verify_identity(identity):
@@ -211,7 +219,7 @@ class LinkedAccountBackend(BaseBackend):
         return user, pioneer
 
     def sign_in_cached(self, request: HttpRequest | None,
-                       identity: Any) -> AbstractBaseUser | None:
+                       identity: Any) -> _User | None:
         """The user of an identity verified earlier (from the cache): one query, no write.
 
         The user is read on every request, so deactivating it takes effect at once.
@@ -249,7 +257,7 @@ class PiBackend(LinkedAccountBackend):
 
     @sensitive_variables("pi_access_token")
     def authenticate(self, request: HttpRequest | None, pi_access_token: str | None = None,
-                     **kwargs: Any) -> AbstractBaseUser | None:
+                     **kwargs: Any) -> _User | None:
         if pi_access_token is None:
             return None
         try:
@@ -261,7 +269,7 @@ class PiBackend(LinkedAccountBackend):
 
     @sensitive_variables("token")
     def authenticate_token(self, request: HttpRequest | None,
-                           token: str) -> tuple[AbstractBaseUser, PiIdentity]:
+                           token: str) -> tuple[_User, PiIdentity]:
         """Verify ``token`` upstream and return (user, identity).
 
         A verdict some cache held already whose identity is linked to nobody (the user
@@ -282,7 +290,7 @@ class PiBackend(LinkedAccountBackend):
     @sensitive_variables("pi_access_token")
     async def aauthenticate(self, request: HttpRequest | None,
                             pi_access_token: str | None = None,
-                            **kwargs: Any) -> AbstractBaseUser | None:
+                            **kwargs: Any) -> _User | None:
         if pi_access_token is None:
             return None
         try:
@@ -294,7 +302,7 @@ class PiBackend(LinkedAccountBackend):
 
     @sensitive_variables("token")
     async def aauthenticate_token(self, request: HttpRequest | None,
-                                  token: str) -> tuple[AbstractBaseUser, PiIdentity]:
+                                  token: str) -> tuple[_User, PiIdentity]:
         """:meth:`authenticate_token` for async views: the event loop never waits on
         upstream or the database."""
         verification = await averify_pi_token(token)
@@ -310,8 +318,10 @@ class PiBackend(LinkedAccountBackend):
 
 _configured: dict[type, tuple[Any, str | None]] = {}
 
+BackendT = TypeVar("BackendT", bound=LinkedAccountBackend)
 
-def configured_backend(backend_class: type[LinkedAccountBackend]) -> tuple[Any, str | None]:
+
+def configured_backend(backend_class: type[BackendT]) -> tuple[BackendT, str | None]:
     """The instance of ``backend_class`` (or a subclass) in ``AUTHENTICATION_BACKENDS``,
     and its dotted path; a default instance and ``None`` when none is listed."""
     found = _configured.get(backend_class)
@@ -348,7 +358,7 @@ class PeerIDBackend(LinkedAccountBackend):
     @sensitive_variables("peerid_password", "peerid_mobile", "peerid_code")
     def authenticate(self, request: HttpRequest | None, peerid_login: str | None = None,
                      peerid_password: str | None = None, peerid_mobile: str | None = None,
-                     peerid_code: str | None = None, **kwargs: Any) -> AbstractBaseUser | None:
+                     peerid_code: str | None = None, **kwargs: Any) -> _User | None:
         try:
             if peerid_code is not None:
                 user, _credential = self.sign_in_with_code(request, peerid_code)
@@ -374,7 +384,8 @@ class PeerIDBackend(LinkedAccountBackend):
 
     @sensitive_variables()  # every frame below too: PeerID's client puts them in a body
     def sign_in_with_password(self, request: HttpRequest | None, login: str, *,
-                              password: str | None = None, mobile: str | None = None):
+                              password: str | None = None, mobile: str | None = None,
+                              ) -> tuple[_User, PeerIDCredential]:
         """(user, credential) for a login with password and/or mobile; see ``authenticate``.
 
         Without a password (and mobile sign-in not allowed) it raises
@@ -386,12 +397,13 @@ class PeerIDBackend(LinkedAccountBackend):
         return self.sign_in_with_tokens(request, tokens, login=login)
 
     @sensitive_variables()
-    def sign_in_with_code(self, request: HttpRequest | None, code: str):
+    def sign_in_with_code(self, request: HttpRequest | None,
+                          code: str) -> tuple[_User, PeerIDCredential]:
         """(user, credential) for an authorization code, exchanged once."""
         return self.sign_in_with_tokens(request, get_peerid_client().exchange_code(code))
 
     def sign_in_with_tokens(self, request: HttpRequest | None, tokens: PeerIDTokens, *,
-                            login: str | None = None):
+                            login: str | None = None) -> tuple[_User, PeerIDCredential]:
         from .models import PeerIDCredential
         from .peerid import TOKEN_FIELDS, store_tokens
 
@@ -409,5 +421,5 @@ class PeerIDBackend(LinkedAccountBackend):
             credential.pk = PeerIDCredential.objects.get(pioneer=pioneer).pk
             credential.save(update_fields=TOKEN_FIELDS)
         # Read by the user_logged_in receiver, which marks the session as PeerID's.
-        user.piauth_peerid_credential_pk = credential.pk
+        user.piauth_peerid_credential_pk = credential.pk  # type: ignore[attr-defined]
         return user, credential

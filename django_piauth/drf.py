@@ -101,7 +101,7 @@ class PeerIDAuthentication(SessionAuthentication):
             except UpstreamUnavailable as exc:
                 logger.warning("PeerID unavailable during API authentication: %s", exc)
                 raise ServiceUnavailable(wait=retry_after_seconds()) from None
-            django_request.peerid_credential = credential
+            django_request.peerid_credential = credential  # type: ignore[attr-defined]
         if credential is None:
             return None
         self.enforce_csrf(request)
@@ -131,8 +131,9 @@ class PiSessionAuthentication(SessionAuthentication):
         if user is None or not user.is_active or not isinstance(uid, str) or not uid:
             return None
         # The Django request: DRF's would parse the body for the form token, which a
-        # view without a parser for it answers 415 instead of the CSRF 403.
-        self.enforce_csrf(django_request)
+        # view without a parser for it answers 415 instead of the CSRF 403. (The stubs
+        # want DRF's; enforce_csrf hands it to Django's CsrfViewMiddleware, made for this.)
+        self.enforce_csrf(django_request)  # type: ignore[arg-type]
         return user, PiIdentity(uid=uid, username=None)
 
     def authenticate_header(self, request: Request) -> str:

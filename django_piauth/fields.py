@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
@@ -11,8 +11,19 @@ from .crypto import UndecryptableValue, decrypt, encrypt
 
 logger = logging.getLogger("django_piauth")
 
+if TYPE_CHECKING:
+    from django.db.models.expressions import Combinable
 
-class EncryptedTextField(models.TextField):
+    # django-stubs makes fields generic over the types set and read (Django's classes are
+    # not subscriptable at run time). Read as str, as a TextField is: the None of a value
+    # no configured key opens (logged) is the "sign in again" case, which the callers meet
+    # as a missing token (is_usable(), an upstream's refusal) and end the session on.
+    _TextField = models.TextField[str | Combinable, str]
+else:
+    _TextField = models.TextField
+
+
+class EncryptedTextField(_TextField):
     """Plain text in Python, Fernet ciphertext in the database and in ``dumpdata``.
 
     A stored value no configured key opens reads as ``None`` (and is logged), so a lost
@@ -21,7 +32,7 @@ class EncryptedTextField(models.TextField):
     it is, so a dump loads only where a key that opens it is configured.
     """
 
-    def from_db_value(self, value: Any, expression: Any, connection: Any) -> str | None:
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
         if value is None or value == "":
             return value
         try:

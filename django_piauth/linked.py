@@ -11,14 +11,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections, router
-from django.db.models import Model
+from django.db.models import Field, Model
+
+if TYPE_CHECKING:
+    # _User is django-stubs' name for "the AUTH_USER_MODEL class" (see backends.py).
+    from django.contrib.auth.models import _User
+
+    from .models import Pioneer
 
 Converter = Callable[[Any, Any, Any], Any]
+#: A converter as kept: a ``Converter``, or a backend's converter method unbound (the
+#: flag beside it says which), called with the connection's ops first.
+KeptConverter = Callable[..., Any]
+
+
+def _column(field: Field[Any, Any]) -> str:
+    """The column of a concrete field: the stubs allow None, which is a field without one
+    (Django's ``concrete`` means "has a column")."""
+    return cast(str, field.column)
 
 
 @dataclass(frozen=True)
@@ -31,7 +45,7 @@ class _RowPart:
     #: (column index within this part, its converters, the column expression); a
     #: converter of the database backend is kept unbound (``ops_method``) and bound to
     #: the calling thread's connection when used: connections are per thread.
-    converters: tuple[tuple[int, tuple[tuple[Converter, bool], ...], Any], ...]
+    converters: tuple[tuple[int, tuple[tuple[KeptConverter, bool], ...], Any], ...]
 
     @classmethod
     def of(cls, model: type[Model], start: int, alias: str) -> _RowPart:
@@ -50,7 +64,7 @@ class _RowPart:
     def columns_sql(self, alias: str) -> str:
         quote = connections[alias].ops.quote_name
         table = quote(self.model._meta.db_table)
-        return ", ".join(f"{table}.{quote(field.column)}"
+        return ", ".join(f"{table}.{quote(_column(field))}"
                          for field in self.model._meta.concrete_fields)
 
     def instance(self, alias: str, row: Sequence[Any]) -> Model:
@@ -66,7 +80,7 @@ class _RowPart:
         return self.model.from_db(alias, self.attnames, values)
 
 
-def _unbound(convert: Converter, ops: Any) -> tuple[Converter, bool]:
+def _unbound(convert: Converter, ops: Any) -> tuple[KeptConverter, bool]:
     """A backend converter as a function of (ops, value, expression, connection) when it
     is a method of ``ops``; as it is otherwise."""
     if getattr(convert, "__self__", None) is ops:
@@ -108,32 +122,39 @@ def _link_query(with_pioneer: bool) -> tuple[str, _LinkQuery]:
         start += len(parts[-1].attnames)
     columns = ", ".join(part.columns_sql(alias) for part in parts)
     pioneers, users = quote(Pioneer._meta.db_table), quote(user_model._meta.db_table)
-    column = Pioneer._meta.get_field
+
+    def column(name: str) -> str:
+        # user, provider and uid are concrete fields, not reverse relations.
+        return _column(cast("Field[Any, Any]", Pioneer._meta.get_field(name)))
+
     # Names from the models' metadata, quoted; the values are parameters.
     sql = (
         f"SELECT {columns} FROM {pioneers} INNER JOIN {users} "  # noqa: S608
-        f"ON {pioneers}.{quote(column('user').column)} = "
-        f"{users}.{quote(user_model._meta.pk.column)} "
-        f"WHERE {pioneers}.{quote(column('provider').column)} = %s "
-        f"AND {pioneers}.{quote(column('uid').column)} = %s"
+        f"ON {pioneers}.{quote(column('user'))} = "
+        f"{users}.{quote(_column(user_model._meta.pk))} "
+        f"WHERE {pioneers}.{quote(column('provider'))} = %s "
+        f"AND {pioneers}.{quote(column('uid'))} = %s"
     )
     query = _queries[key] = _LinkQuery(sql, tuple(parts))
     return alias, query
 
 
-def linked_user(provider: str, uid: str) -> AbstractBaseUser | None:
+def linked_user(provider: str, uid: str) -> _User | None:
     """The user linked to (provider, uid), or None."""
     alias, query = _link_query(with_pioneer=False)
     found = query.instances(alias, provider, uid)
-    return None if found is None else found[0]
+    # The row's one part is the user model's (_link_query's models).
+    return None if found is None else cast("_User", found[0])
 
 
-def linked_pioneer(provider: str, uid: str) -> Any:  # -> Pioneer | None
+def linked_pioneer(provider: str, uid: str) -> Pioneer | None:
     """The Pioneer of (provider, uid) with its ``user`` already loaded, or None."""
     alias, query = _link_query(with_pioneer=True)
     found = query.instances(alias, provider, uid)
     if found is None:
         return None
-    pioneer, user = found
-    pioneer.user = user
+    # The row's parts are (Pioneer, user model), in _link_query's order.
+    pioneer_part, user_part = found
+    pioneer = cast("Pioneer", pioneer_part)
+    pioneer.user = cast("_User", user_part)
     return pioneer

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.contrib.auth import logout
@@ -25,7 +26,8 @@ logger = logging.getLogger("django_piauth")
 def _check_session(request: HttpRequest) -> HttpResponse | None:
     """None to go on with the view, or the response that replaces it."""
     try:
-        request.peerid_credential = fresh_session_credential(request)
+        # An attribute this middleware adds to the request (PeerIDAuthentication reads it).
+        request.peerid_credential = fresh_session_credential(request)  # type: ignore[attr-defined]
     except PeerIDSessionEnded as exc:
         logger.info("PeerID session ended: %s", exc)
         logout(request)
@@ -47,10 +49,10 @@ class PeerIDRefreshMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest):  # -> HttpResponse | Awaitable[HttpResponse]
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         if self.is_async:
             return self.__acall__(request)
-        request.peerid_credential = None
+        request.peerid_credential = None  # type: ignore[attr-defined]  # as in _check_session
         if SESSION_KEY in request.session:
             response = _check_session(request)
             if response is not None:
@@ -58,9 +60,12 @@ class PeerIDRefreshMiddleware:
         return self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        request.peerid_credential = None
+        request.peerid_credential = None  # type: ignore[attr-defined]  # as in _check_session
         if await request.session.ahas_key(SESSION_KEY):
             response = await sync_to_async(_check_session)(request)
             if response is not None:
                 return response
-        return await self.get_response(request)
+        # Only called when is_async: get_response is then a coroutine function.
+        get_response = cast("Callable[[HttpRequest], Awaitable[HttpResponse]]",
+                            self.get_response)
+        return await get_response(request)

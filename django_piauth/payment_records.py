@@ -95,7 +95,7 @@ def record(payment: PiPayment, dto: PaymentDTO, request: HttpRequest | None) -> 
     _same_payment(payment, dto)
     target, now, fields = status_of(dto), timezone.now(), dto_fields(dto)
     rows = PiPayment.objects.filter(pk=payment.pk)
-    moved: list[str] = []
+    moved: list[Status] = []
     with transaction.atomic():
         if target in (Status.APPROVED, Status.COMPLETED) and rows.filter(
                 status=Status.PENDING).update(status=Status.APPROVED, approved_at=now, **fields):
@@ -119,7 +119,7 @@ _SIGNALS = {Status.APPROVED: payment_approved, Status.COMPLETED: payment_complet
             Status.CANCELLED: payment_cancelled}
 
 
-def announce(payment_pk: int, moved: list[str], request: HttpRequest | None) -> None:
+def announce(payment_pk: int, moved: list[Status], request: HttpRequest | None) -> None:
     """After the commit: deliver a completion, then send the signal of each step."""
     if Status.COMPLETED in moved:
         deliver(payment_pk, request)

@@ -8,8 +8,7 @@ with ``Retry-After``; the work is :mod:`django_piauth.payments`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
@@ -27,6 +26,9 @@ from .exceptions import PaymentNotFound, PaymentRequestError, UpstreamError, Ups
 from .http_errors import retry_after_seconds
 from .models import PiPayment
 from .request_data import BadRequestBody, request_data
+
+if TYPE_CHECKING:
+    from rest_framework.views import AsView, GenericView  # the stubs' types of as_view()
 
 logger = logging.getLogger("django_piauth")
 
@@ -59,7 +61,7 @@ class PaymentView(APIView):
     http_method_names = ["post", "options"]
 
     @classmethod
-    def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
+    def as_view(cls, **initkwargs: Any) -> AsView[GenericView]:
         # Each step commits its own short writes (claims must be seen by other
         # processes): never inside ATOMIC_REQUESTS' transaction.
         return transaction.non_atomic_requests(never_cache(super().as_view(**initkwargs)))

@@ -155,7 +155,8 @@ def _claim_if_due(credential_pk: int, rejected_access_token: str | None,
         with writes.using():
             credential = _read(credential_pk)
         usable = credential is not None and is_usable(credential)
-        if claimed and (not usable or not is_due(credential, rejected_access_token)):
+        if claimed and (credential is None or not usable
+                        or not is_due(credential, rejected_access_token)):
             with writes.using():
                 release(credential_pk, holder)
         if credential is None or not usable:

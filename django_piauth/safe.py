@@ -72,7 +72,8 @@ def configured_permissions() -> tuple[str, ...]:
 
 def launcher_url() -> str:
     """``PIAUTH["SAFE_LAUNCHER_URL"]`` without a trailing slash, as grants store it."""
-    return piauth_settings.SAFE_LAUNCHER_URL.rstrip("/")
+    url: str = piauth_settings.SAFE_LAUNCHER_URL  # validated: an http(s) URL
+    return url.rstrip("/")
 
 
 # Lookups --------------------------------------------------------------------------------

@@ -197,7 +197,8 @@ class _Across:
             raise _CacheFailed(method) from exc
 
     def _read(self) -> dict[str, Any]:
-        return self._cache("get_many", [self.key, self.failure_key])
+        found: dict[str, Any] = self._cache("get_many", [self.key, self.failure_key])
+        return found
 
     def _compute_and_store(self) -> Any:
         try:

@@ -20,6 +20,7 @@ from django.contrib.auth import login, logout
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
@@ -107,7 +108,7 @@ class JsonPostView(View):
     http_method_names = ["post", "options"]
 
     @method_decorator(never_cache)
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return super().dispatch(request, *args, **kwargs)
 
     @sensitive_variables("data")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -145,12 +146,15 @@ def _prepared(method: str, url: str, headers: dict[str, str] | None, json_body: 
     return prepared
 
 
-def _transport(session: requests.Session, url: str) -> tuple[dict[str, str], Any]:
+def _transport(session: requests.Session,
+               url: str) -> tuple[MutableMapping[str, str], bool | str]:
     """The proxies and TLS verification for ``url``, as ``Session.request`` reads them."""
+    # The stubs allow a session's verify to be None; get_session's never is (True or a CA
+    # bundle path, and merging the environment onto it keeps it so).
     if session.trust_env:
         environment = session.merge_environment_settings(url, {}, True, None, None)
-        return environment["proxies"], environment["verify"]
-    return {}, session.verify
+        return environment["proxies"], cast("bool | str", environment["verify"])
+    return {}, cast("bool | str", session.verify)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlencode
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ..conf import built_from_settings, piauth_settings
+from ..conf import built_from_settings, default_deadline, piauth_settings
 from ..exceptions import (
     AccessTokenRejected,
     InvalidCredentials,
@@ -26,7 +26,7 @@ from ..exceptions import (
 
 __all__ = ["AccessTokenRejected", "InvalidCredentials", "PeerIDClient", "PeerIDIdentity",
            "PeerIDTokens", "RefreshTokenDead", "WrongApp", "get_peerid_client"]
-from .http import UpstreamResponse, default_deadline, join_url, send
+from .http import UpstreamResponse, join_url, send
 
 SERVICE = "PeerID"
 
@@ -50,6 +50,11 @@ def _error_message(body: Any) -> str:
     return str(error) if error else "no reason given"
 
 
+def _is_int(value: object) -> TypeGuard[int]:
+    """An int, and not a bool (JSON's true is no id)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def parse_tokens(payload: Any, client_id: int) -> PeerIDTokens:
     """Read a token response, or raise ``UpstreamUnavailable`` (shape) / ``WrongApp``."""
     result = payload.get("result") if isinstance(payload, dict) else None
@@ -61,7 +66,7 @@ def parse_tokens(payload: Any, client_id: int) -> PeerIDTokens:
     if not (isinstance(access, str) and access and isinstance(refresh, str)):
         raise UpstreamUnavailable(f"{SERVICE} answered a token response without tokens",
                                   service=SERVICE)
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (user_id, app_id)):
+    if not (_is_int(user_id) and _is_int(app_id)):
         raise UpstreamUnavailable(f"{SERVICE} answered a token response without user_id or "
                                   "app_id", service=SERVICE)
     if app_id != client_id:

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
 
-from ..conf import built_from_settings, piauth_settings
+from ..conf import built_from_settings, default_deadline, piauth_settings
 from ..exceptions import (
     PAYMENT_ERRORS,
     InvalidToken,
@@ -18,7 +18,7 @@ from ..exceptions import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from .http import UpstreamResponse, default_deadline, join_url, send
+from .http import UpstreamResponse, join_url, send
 from .payment_dto import PaymentDTO, parse_payment
 
 SERVICE = "Pi Platform"

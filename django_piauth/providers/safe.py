@@ -17,7 +17,7 @@ import requests
 from django.core.exceptions import ImproperlyConfigured
 from urllib3.exceptions import NewConnectionError
 
-from ..conf import on_reload, piauth_settings
+from ..conf import default_deadline, on_reload, piauth_settings
 from ..exceptions import (
     SafeAuthorizationDenied,
     SafeGrantDead,
@@ -25,7 +25,7 @@ from ..exceptions import (
     UpstreamUnavailable,
 )
 from .deadline import DeadlineExceeded
-from .http import UpstreamResponse, default_deadline, join_url, send
+from .http import UpstreamResponse, join_url, send
 
 SERVICE = "SAFE Launcher"
 #: The permissions a SAFE Launcher knows: ``SAFE_DRIVE_ACCESS`` (v0.5), ``LOW_LEVEL_API``.

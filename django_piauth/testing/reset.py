@@ -38,10 +38,13 @@ def _forget_package_keys(cache: Any) -> None:
 
     pattern = cache.make_key(KEY_PREFIX)
     if isinstance(cache, LocMemCache):
-        with cache._lock:  # its own lock: the store is an OrderedDict plus expiry times
-            for key in [key for key in cache._cache if key.startswith(pattern)]:
-                cache._cache.pop(key, None)
-                cache._expire_info.pop(key, None)
+        # Its private state, which django-stubs does not declare.
+        state = cache._lock, cache._cache, cache._expire_info  # type: ignore[attr-defined]
+        lock, store, expiry = state
+        with lock:  # its own lock: the store is an OrderedDict plus expiry times
+            for key in [key for key in store if key.startswith(pattern)]:
+                store.pop(key, None)
+                expiry.pop(key, None)
     elif isinstance(cache, RedisCache):
         client = cache._cache.get_client(write=True)
         keys = list(client.scan_iter(match=f"{pattern}*", count=1000))
