@@ -324,6 +324,164 @@ def test_fake_authenticate_rejects_bad_input(pi, body):
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
+# The fake SDK's payment routes ---------------------------------------------------------
+
+SDK_PAYMENT_ROUTES = ["/_fake/create_payment", "/_fake/sign_transaction",
+                      "/_fake/incomplete_payment"]
+
+
+def sdk(pi: Pi, route: str, **body) -> requests.Response:
+    """A POST to a /_fake route, as the demo page's JavaScript makes it."""
+    return pi.http.post(f"{pi.url}/_fake/{route}", json=body, timeout=5,
+                        headers={"Origin": "http://127.0.0.1:8000"})
+
+
+def test_fake_create_payment_sign_and_incomplete(pi):
+    token = pi.fake.issue_token(username="alice")
+    uid = pi.fake.uid_for("alice")
+    assert sdk(pi, "incomplete_payment", accessToken=token).json() == {"payment": None}
+
+    created = sdk(pi, "create_payment", accessToken=token, amount=1, memo="A sticker",
+                  metadata={"item": "sticker"})
+    assert created.status_code == 200
+    assert created.headers["Access-Control-Allow-Origin"] == "*"
+    identifier = created.json()["identifier"]
+    assert set(created.json()) == {"identifier"}
+    dto = pi.key("GET", f"/v2/payments/{identifier}").json()  # the server sees it
+    assert (dto["user_uid"], dto["amount"], dto["memo"], dto["metadata"], dto["direction"]) == (
+        uid, 1, "A sticker", {"item": "sticker"}, "user_to_app")
+    assert not any(dto["status"].values())
+
+    # Unfinished: what Pi.authenticate hands onIncompletePaymentFound; no second payment.
+    found = sdk(pi, "incomplete_payment", accessToken=token)
+    assert found.status_code == 200
+    assert found.headers["Access-Control-Allow-Origin"] == "*"
+    assert found.json()["payment"] == dto
+    ongoing = sdk(pi, "create_payment", accessToken=token, amount=2)
+    assert (ongoing.status_code, ongoing.json()["error"]) == (409, "ongoing_payment_found")
+    assert ongoing.json()["payment"]["identifier"] == identifier
+    assert ongoing.headers["Access-Control-Allow-Origin"] == "*"
+
+    # The wallet signs only once the app's server approved the payment.
+    early = sdk(pi, "sign_transaction", accessToken=token, paymentId=identifier)
+    assert (early.status_code, early.json()["error"]) == (409, "not_approved")
+    assert pi.fake.payment(identifier)["transaction"] is None
+    pi.key("POST", f"/v2/payments/{identifier}/approve")
+    signed = sdk(pi, "sign_transaction", accessToken=token, paymentId=identifier)
+    assert signed.status_code == 200
+    assert signed.headers["Access-Control-Allow-Origin"] == "*"
+    txid = signed.json()["txid"]
+    assert pi.fake.payment(identifier)["transaction"]["txid"] == txid
+    assert pi.fake.payment(identifier)["status"]["transaction_verified"] is True
+    again = sdk(pi, "sign_transaction", accessToken=token, paymentId=identifier)
+    assert again.json() == {"txid": txid}
+    assert sdk(pi, "incomplete_payment", accessToken=token).json()["payment"][
+        "transaction"]["txid"] == txid
+
+    completed = pi.key("POST", f"/v2/payments/{identifier}/complete", json={"txid": txid})
+    assert completed.status_code == 200
+    assert sdk(pi, "incomplete_payment", accessToken=token).json() == {"payment": None}
+    done = sdk(pi, "sign_transaction", accessToken=token, paymentId=identifier)
+    assert (done.status_code, done.json()["error"]) == (409, "already_completed")
+    assert sdk(pi, "create_payment", accessToken=token, amount="0.5").status_code == 200
+
+
+def test_fake_sign_transaction_only_for_the_tokens_own_payment(pi):
+    alice = pi.fake.issue_token(username="alice")
+    mallory = pi.fake.issue_token(username="mallory")
+    identifier = sdk(pi, "create_payment", accessToken=alice, amount=1).json()["identifier"]
+    pi.key("POST", f"/v2/payments/{identifier}/approve")
+    foreign = sdk(pi, "sign_transaction", accessToken=mallory, paymentId=identifier)
+    assert (foreign.status_code, foreign.json()["error"]) == (403, "not_yours")
+    assert foreign.headers["Access-Control-Allow-Origin"] == "*"
+    assert pi.fake.payment(identifier)["transaction"] is None
+    assert sdk(pi, "incomplete_payment", accessToken=mallory).json() == {"payment": None}
+    app_payment = pi.fake.create_app_payment(pi.fake.uid_for("alice"), 1)
+    to_alice = sdk(pi, "sign_transaction", accessToken=alice, paymentId=app_payment)
+    assert (to_alice.status_code, to_alice.json()["error"]) == (403, "not_yours")
+    unknown = sdk(pi, "sign_transaction", accessToken=alice, paymentId="nope")
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "payment_not_found")
+
+    pi.key("POST", f"/v2/payments/{identifier}/cancel")
+    cancelled = sdk(pi, "sign_transaction", accessToken=alice, paymentId=identifier)
+    assert (cancelled.status_code, cancelled.json()["error"]) == (409, "cancelled_payment")
+    assert pi.fake.payment(identifier)["transaction"] is None
+
+
+@pytest.mark.parametrize("route", SDK_PAYMENT_ROUTES)
+def test_fake_payment_routes_need_a_live_token_with_the_payments_scope(pi, route):
+    revoked = pi.fake.issue_token(username="alice")
+    pi.fake.revoke(revoked)
+    expired = pi.fake.issue_token(username="alice", valid_for=-1)
+    no_scope = pi.fake.issue_token(username="alice", scopes=["username"])
+    live = pi.fake.issue_token(username="alice")
+    identifier = pi.fake.create_user_payment(pi.fake.uid_for("alice"), 1)
+    body = {"amount": 1, "paymentId": identifier}
+    for token in (None, "", "forged", 42, revoked, expired, "x" * 600):
+        response = pi.http.post(f"{pi.url}{route}", json={**body, "accessToken": token})
+        assert (response.status_code, response.json()["error"]) == (401, "invalid_token")
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+    response = pi.http.post(f"{pi.url}{route}", json={**body, "accessToken": no_scope})
+    assert (response.status_code, response.json()["error"]) == (403, "missing_scope")
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert pi.fake.payment(identifier)["transaction"] is None
+    assert len(pi.fake._payments) == 1  # nothing made
+    assert pi.http.post(f"{pi.url}{route}",
+                        json={**body, "accessToken": live}).status_code in (200, 409)
+
+
+@pytest.mark.parametrize("route", SDK_PAYMENT_ROUTES)
+def test_fake_payment_routes_cors_and_methods(pi, route):
+    preflight = pi.http.options(f"{pi.url}{route}", headers={
+        "Origin": "http://127.0.0.1:8000",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    })
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert preflight.headers["Access-Control-Allow-Headers"] == "Content-Type"
+    response = pi.http.get(f"{pi.url}{route}")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST, OPTIONS"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    for bad in (b"not json", b"[]", b"\xff"):
+        response = pi.http.post(f"{pi.url}{route}", data=bad,
+                                headers={"Content-Type": "application/json"})
+        assert (response.status_code, response.json()["error"]) == (400, "bad_request")
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"amount": 0}, {"amount": -1}, {"amount": "abc"}, {"amount": True},
+    {"amount": None}, {"amount": "1.00000001"}, {"amount": 1, "memo": 7},
+    {"amount": 1, "memo": "m" * 1001}, {"amount": 1, "metadata": "sticker"},
+    {"amount": 1, "metadata": ["item"]},
+])
+def test_fake_create_payment_rejects_bad_input(pi, body):
+    token = pi.fake.issue_token(username="alice")
+    response = sdk(pi, "create_payment", accessToken=token, **body)
+    assert (response.status_code, response.json()["error"]) == (400, "bad_request")
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert sdk(pi, "incomplete_payment", accessToken=token).json() == {"payment": None}
+
+
+@pytest.mark.parametrize("payment_id", [None, "", 7, "../v2/me", "a/b", "x" * 129])
+def test_fake_sign_transaction_rejects_bad_ids(pi, payment_id):
+    token = pi.fake.issue_token(username="alice")
+    response = sdk(pi, "sign_transaction", accessToken=token, paymentId=payment_id)
+    assert (response.status_code, response.json()["error"]) == (400, "bad_request")
+
+
+def test_failures_never_hit_the_fake_payment_routes(pi):
+    token = pi.fake.issue_token(username="alice")
+    pi.fake.fail_with(503, count=None)
+    created = sdk(pi, "create_payment", accessToken=token, amount=1)
+    assert created.status_code == 200
+    assert sdk(pi, "incomplete_payment", accessToken=token).status_code == 200
+    assert pi.key("GET", f"/v2/payments/{created.json()['identifier']}").status_code == 503
+
+
 # Routes and the Server API Key ---------------------------------------------------------
 
 def test_unknown_route_and_wrong_method(pi):

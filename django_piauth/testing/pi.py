@@ -1,5 +1,38 @@
-"""A fake Pi Platform API: ``/v2/me``, the Server API Key payment routes, and a stand-in
-for the frontend SDK's ``Pi.authenticate``.
+"""A fake Pi Platform API: ``/v2/me``, the Server API Key payment routes, and stand-ins
+for the frontend SDK (``Pi.authenticate``, ``Pi.createPayment`` and the Pioneer's wallet).
+
+The Pi Platform API (what a server calls):
+
+- ``GET /v2/me`` with ``Authorization: Bearer <access token>``: the Pioneer, else 401.
+- With ``Authorization: Key <Server API Key>`` (else 401): ``GET /v2/payments/{id}``,
+  ``POST /v2/payments/{id}/approve``, ``.../complete`` (body ``{"txid": ...}``),
+  ``.../cancel``, ``POST /v2/payments`` (an app-to-user payment) and
+  ``GET /v2/payments/incomplete_server_payments``.
+
+DEMO ONLY, what the Pi SDK does in the Pi Browser: ``/_fake/...`` routes, POST with a
+JSON body, CORS open to any origin (preflight answered), never hit by injected failures.
+Errors are ``{"error", "error_message"}``; a malformed body is 400. The three payment
+routes act for the Pioneer of ``accessToken`` (a token from ``/_fake/authenticate`` or
+:meth:`FakePiPlatform.issue_token`): 401 ``invalid_token`` when it is unknown, expired or
+revoked, 403 ``missing_scope`` when it lacks the ``payments`` scope.
+
+- ``POST /_fake/authenticate`` ``{"username", "scopes"?}``: ``Pi.authenticate``, a new
+  access token: ``{"accessToken", "user": {"uid", "username"}}``.
+- ``POST /_fake/create_payment`` ``{"accessToken", "amount", "memo"?, "metadata"?}``:
+  ``Pi.createPayment``, a user-to-app payment of the token's Pioneer (amount positive,
+  at most 7 decimal places; metadata an object): ``{"identifier"}``. 409
+  ``ongoing_payment_found`` (with ``payment``) while the Pioneer has an unfinished one:
+  the SDK hands that one to ``onIncompletePaymentFound`` first.
+- ``POST /_fake/sign_transaction`` ``{"accessToken", "paymentId"}``: the Pioneer signs
+  the blockchain transaction in the wallet (a verified one, as
+  :meth:`FakePiPlatform.submit_transaction` makes): ``{"txid"}``, the same txid when
+  asked again. Only the token's own payment (403 ``not_yours``; 404 unknown), once the
+  app's server approved it (409 ``not_approved``), never a cancelled or completed one
+  (409 ``cancelled_payment`` / ``already_completed``).
+- ``POST /_fake/incomplete_payment`` ``{"accessToken"}``: what ``Pi.authenticate`` hands
+  ``onIncompletePaymentFound``: ``{"payment": <PaymentDTO>}``, the token's Pioneer's
+  oldest unfinished user-to-app payment (not completed, not cancelled), or
+  ``{"payment": null}``.
 
 All state lives in memory behind a lock; serve it with
 :func:`~django_piauth.testing.responses_adapter.serve_with_responses` or
@@ -27,6 +60,9 @@ ME_SHAPES: tuple[MeShape, ...] = ("official", "user")
 DEFAULT_SCOPES: tuple[str, ...] = ("username", "payments")
 DEFAULT_SERVER_API_KEY = "fake-server-api-key"
 AUTHENTICATE_PATH = "/_fake/authenticate"
+CREATE_PAYMENT_PATH = "/_fake/create_payment"
+SIGN_TRANSACTION_PATH = "/_fake/sign_transaction"
+INCOMPLETE_PAYMENT_PATH = "/_fake/incomplete_payment"
 
 _CORS = {"Access-Control-Allow-Origin": "*"}
 _PREFLIGHT = {
@@ -43,6 +79,10 @@ _PAYMENT_ACTION_ROUTE = re.compile(
 _STELLAR_ALPHABET = string.ascii_uppercase + "234567"
 _ID_ALPHABET = string.ascii_letters + string.digits
 _MAX_USERNAME = 64
+_MAX_MEMO = 1000
+_MAX_TOKEN = 512
+#: The places of a Pi amount the platform keeps (a PaymentDTO's amount has at most 7).
+_AMOUNT_PLACES = 7
 
 
 @dataclass
@@ -109,6 +149,15 @@ def _error(status: int, code: str, message: str, payment: dict[str, Any] | None 
     return json_response(status, payload, headers)
 
 
+class _SdkRefusal(Exception):
+    """A ``/_fake`` route's error answer (with the CORS header)."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 payment: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.answer = _error(status, code, message, payment, _CORS)
+
+
 def _iso(timestamp: float, *, millis: bool = False) -> str:
     moment = datetime.fromtimestamp(timestamp, tz=UTC)
     if millis:
@@ -123,7 +172,7 @@ class FakePiPlatform(FakeUpstreamBase):
     the ``/v2/me`` body (``"official"`` or ``"user"``); ``me_extra`` adds unknown fields to
     the official body; ``network`` is ``"Pi Testnet"`` or ``"Pi Network"``. Failure
     injection (:meth:`fail_with`, :meth:`delay`, :meth:`garbage`, :meth:`drop_connection`)
-    applies to the ``/v2`` API, not to the ``/_fake`` helper route.
+    applies to the ``/v2`` API, not to the ``/_fake`` helper routes.
     """
 
     def __init__(
@@ -355,7 +404,7 @@ class FakePiPlatform(FakeUpstreamBase):
     # Serving ------------------------------------------------------------------------
 
     def injectable(self, path: str) -> bool:
-        """Injected failures hit the ``/v2`` API only, never the ``/_fake`` helper."""
+        """Injected failures hit the ``/v2`` API only, never the ``/_fake`` helpers."""
         return path == "/v2" or path.startswith("/v2/")
 
     def route(self, method: str, path: str, query: str, headers: Mapping[str, str],
@@ -363,13 +412,17 @@ class FakePiPlatform(FakeUpstreamBase):
         """Answer one request (see the module docstring for the routes)."""
         if method == "HEAD":
             method = "GET"
-        if path == AUTHENTICATE_PATH:
+        sdk_route = self._sdk_routes().get(path)
+        if sdk_route is not None:
             if method == "OPTIONS":
                 return 204, dict(_PREFLIGHT), b""
             if method != "POST":
                 return _error(405, "method_not_allowed", "use POST",
-                              {**_CORS, "Allow": "POST, OPTIONS"})
-            return self._authenticate(body)
+                              headers={**_CORS, "Allow": "POST, OPTIONS"})
+            try:
+                return sdk_route(body)
+            except _SdkRefusal as refusal:
+                return refusal.answer
         if path == "/v2/me":
             if method != "GET":
                 return self._not_allowed("GET")
@@ -379,6 +432,109 @@ class FakePiPlatform(FakeUpstreamBase):
     @staticmethod
     def _not_allowed(allowed: str) -> HandlerResult:
         return _error(405, "method_not_allowed", f"use {allowed}", headers={"Allow": allowed})
+
+    def _sdk_routes(self) -> dict[str, Callable[[bytes], HandlerResult]]:
+        """The ``/_fake`` stand-ins for the frontend SDK, by path."""
+        return {
+            AUTHENTICATE_PATH: self._authenticate,
+            CREATE_PAYMENT_PATH: self._sdk_create_payment,
+            SIGN_TRANSACTION_PATH: self._sdk_sign_transaction,
+            INCOMPLETE_PAYMENT_PATH: self._sdk_incomplete_payment,
+        }
+
+    def _live_grant(self, token: Any) -> _Grant | None:
+        """The grant of a live access token (with the lock held), else None."""
+        if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN:
+            return None
+        grant = self._grants.get(token)
+        if grant is None or grant.revoked or self.now() >= grant.valid_until:
+            return None
+        return grant
+
+    def _sdk_request(self, body: bytes) -> tuple[dict[str, Any], _Grant]:
+        """The JSON object of a ``/_fake`` payment route's body and the grant of its
+        ``accessToken`` (with the lock held); raises ``_SdkRefusal`` with the error."""
+        try:
+            request = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise _SdkRefusal(400, "bad_request", "the body is not JSON") from None
+        if not isinstance(request, dict):
+            raise _SdkRefusal(400, "bad_request", "the body is a JSON object")
+        grant = self._live_grant(request.get("accessToken"))
+        if grant is None:
+            raise _SdkRefusal(401, "invalid_token",
+                              "The access token is invalid, expired or revoked.")
+        if "payments" not in grant.scopes:
+            raise _SdkRefusal(403, "missing_scope",
+                              "Pi.authenticate was not asked for the payments scope.")
+        return request, grant
+
+    def _unfinished_user_payment(self, uid: str) -> _Payment | None:
+        """The Pioneer's oldest unfinished user-to-app payment (with the lock held)."""
+        for payment in self._payments.values():
+            if (payment.user_uid == uid and payment.direction == "user_to_app"
+                    and not payment.finished):
+                return payment
+        return None
+
+    def _sdk_create_payment(self, body: bytes) -> HandlerResult:
+        """``POST /_fake/create_payment``: what ``Pi.createPayment`` starts."""
+        with self._lock:
+            request, grant = self._sdk_request(body)
+            memo, metadata = request.get("memo", ""), request.get("metadata", {})
+            try:
+                amount = _amount(request.get("amount"))
+            except ValueError as exc:
+                raise _SdkRefusal(400, "bad_request", str(exc)) from None
+            exponent = amount.as_tuple().exponent
+            if not isinstance(exponent, int) or exponent < -_AMOUNT_PLACES:
+                raise _SdkRefusal(400, "bad_request",
+                                  f"amount has at most {_AMOUNT_PLACES} decimal places")
+            if not isinstance(memo, str) or len(memo) > _MAX_MEMO:
+                raise _SdkRefusal(400, "bad_request",
+                                  f"memo is a string of at most {_MAX_MEMO} characters")
+            if not isinstance(metadata, dict):
+                raise _SdkRefusal(400, "bad_request", "metadata is a JSON object")
+            ongoing = self._unfinished_user_payment(grant.uid)
+            if ongoing is not None:
+                raise _SdkRefusal(409, "ongoing_payment_found",
+                                  "The Pioneer has an unfinished payment: hand it to "
+                                  "onIncompletePaymentFound first.", self._dto(ongoing))
+            identifier = self._create_payment(grant.uid, amount, memo, metadata,
+                                              "user_to_app")
+        return json_response(200, {"identifier": identifier}, _CORS)
+
+    def _sdk_sign_transaction(self, body: bytes) -> HandlerResult:
+        """``POST /_fake/sign_transaction``: the Pioneer signs the payment in the wallet."""
+        with self._lock:
+            request, grant = self._sdk_request(body)
+            identifier = request.get("paymentId")
+            if not isinstance(identifier, str) or not re.fullmatch(_PAYMENT_ID, identifier):
+                raise _SdkRefusal(400, "bad_request", "paymentId is a payment's identifier")
+            payment = self._payments.get(identifier)
+            if payment is None:
+                raise _SdkRefusal(404, "payment_not_found", "There is no payment with this id.")
+            if payment.user_uid != grant.uid or payment.direction != "user_to_app":
+                raise _SdkRefusal(403, "not_yours", "This is not the Pioneer's payment to sign.")
+            if payment.cancelled or payment.user_cancelled:
+                raise _SdkRefusal(409, "cancelled_payment", "The payment was cancelled.")
+            if payment.developer_completed:
+                raise _SdkRefusal(409, "already_completed", "The payment is already completed.")
+            if payment.transaction is not None:  # signed already: the same transaction
+                return json_response(200, {"txid": payment.transaction["txid"]}, _CORS)
+            if not payment.developer_approved:
+                raise _SdkRefusal(409, "not_approved", "The app's server has not approved the "
+                                  "payment: the wallet does not sign it yet.")
+            txid = self.submit_transaction(identifier)
+        return json_response(200, {"txid": txid}, _CORS)
+
+    def _sdk_incomplete_payment(self, body: bytes) -> HandlerResult:
+        """``POST /_fake/incomplete_payment``: what ``onIncompletePaymentFound`` gets."""
+        with self._lock:
+            _request, grant = self._sdk_request(body)
+            payment = self._unfinished_user_payment(grant.uid)
+            dto = self._dto(payment) if payment is not None else None
+        return json_response(200, {"payment": dto}, _CORS)
 
     def _authenticate(self, body: bytes) -> HandlerResult:
         """``POST /_fake/authenticate``: what ``Pi.authenticate`` resolves to (AuthResults)."""
