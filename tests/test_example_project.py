@@ -46,20 +46,26 @@ def example_site(tmp_path, migrated_db):
         "PIAUTH_DEMO_DB": str(db),
         "PYTHONUNBUFFERED": "1",
     }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    started = {"env": env, "cwd": ROOT, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT,
-               "text": True}
-    # As scripts/demo runs it: PeerID's consent page approves for alice at once.
+    # The demo's defaults: the site's Server API Key is the one the fake accepts.
+    for name in ("DJANGO_SETTINGS_MODULE", "PI_SERVER_API_KEY", "FAKE_PI_SERVER_API_KEY"):
+        env.pop(name, None)
+    started = {"env": env, "cwd": ROOT, "stderr": subprocess.STDOUT, "text": True}
+    # As scripts/demo runs it: PeerID's consent page approves for alice at once, and every
+    # request line is logged (the tests count the Pi Platform calls in it).
     fake = [sys.executable, "-m", "django_piauth.testing", "--port", str(fake_port),
-            "--peerid-port", str(peerid_port), "--peerid-auto-approve"]
+            "--peerid-port", str(peerid_port), "--peerid-auto-approve", "--verbose"]
     site = [sys.executable, MANAGE, "runserver", "--noreload", f"127.0.0.1:{site_port}"]
-    with running(fake, site, **started) as (fake_process, site_process):
+    fake_log = tmp_path / "fakes.log"
+    with (fake_log.open("w") as log,
+          running(fake, stdout=log, **started) as (fake_process,),
+          running(site, stdout=subprocess.PIPE, **started) as (site_process,)):
         wait_until_it_answers(f"http://127.0.0.1:{fake_port}/", fake_process)
         wait_until_it_answers(f"http://127.0.0.1:{peerid_port}/", fake_process)
         wait_until_it_answers(f"http://127.0.0.1:{site_port}/", site_process)
         yield SimpleNamespace(site=f"http://127.0.0.1:{site_port}",
                               fake=f"http://127.0.0.1:{fake_port}",
-                              peerid=f"http://127.0.0.1:{peerid_port}", password=password)
+                              peerid=f"http://127.0.0.1:{peerid_port}", password=password,
+                              fake_log=fake_log)
 
 
 def test_sign_in_on_the_example_page_then_find_the_pioneer_in_the_admin(example_site):
@@ -187,3 +193,192 @@ def test_peerid_sign_in_status_and_operation_on_the_example_page(example_site):
                        headers={"X-CSRFToken": browser.cookies["csrftoken"]})
     assert out.status_code == 200
     assert "Sign in with PeerID" in out.text
+
+
+# The shop: buying a sticker with Pi ------------------------------------------------------
+
+def platform_calls(example_site, payment_id):
+    """The Pi Platform API calls the fake logged for the payment, in order: (method, path
+    after the payment id, status)."""
+    prefix = f"/v2/payments/{payment_id}"
+    return [(method, path[len(prefix):], int(status)) for method, path, status in re.findall(
+        r'"([A-Z]+) (/v2/\S*) HTTP/1\.1" (\d{3})', example_site.fake_log.read_text())
+        if path == prefix or path.startswith(prefix + "/")]
+
+
+def fake_sdk(example_site, route, **body):
+    """What the page's stand-in for the Pi SDK posts to the fake Pi Platform."""
+    response = requests.post(f"{example_site.fake}/_fake/{route}", json=body, timeout=5,
+                             headers={"Origin": example_site.site})
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    return response
+
+
+def pi_session(example_site, username):
+    """Signed in as the page does it: Pi.authenticate (asking for payments), then
+    pi-login; the session and the access token the page's SDK stand-in keeps."""
+    site = example_site.site
+    browser = requests.Session()
+    browser.get(f"{site}/")
+    auth = fake_sdk(example_site, "authenticate", username=username,
+                    scopes=["username", "payments"]).json()
+    login = post_json(browser, f"{site}/auth/pi/login/", {"accessToken": auth["accessToken"]},
+                      site)
+    assert login.status_code == 200, login.text
+    return browser, auth["accessToken"]
+
+
+def pay_step(browser, site, payment_id, step, data=None):
+    """The page's onReadyForServerApproval / onReadyForServerCompletion."""
+    return post_json(browser, f"{site}/auth/pi/payments/{payment_id}/{step}/", data or {}, site)
+
+
+def purchases(browser, site):
+    response = browser.get(f"{site}/api/purchases/", timeout=5)
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_buy_a_sticker_on_the_example_page(example_site):
+    site, password = example_site.site, example_site.password
+    browser, token = pi_session(example_site, "bob")
+    page = browser.get(f"{site}/")
+    assert "Buy a sticker for 1 Pi" in page.text
+    assert "Start a payment and abandon it" in page.text
+    assert 'id="no-purchases">Nothing bought yet.' in page.text
+    assert purchases(browser, site) == []
+    # The page's Pi.authenticate stand-in finds nothing unfinished.
+    assert fake_sdk(example_site, "incomplete_payment", accessToken=token).json() == {
+        "payment": None}
+
+    created = fake_sdk(example_site, "create_payment", accessToken=token, amount=1,
+                       memo="A django-piauth demo sticker", metadata={"item": "sticker"})
+    assert created.status_code == 200
+    payment_id = created.json()["identifier"]
+    # The payment steps take the session with its CSRF token only.
+    assert browser.post(f"{site}/auth/pi/payments/{payment_id}/approve/", json={},
+                        timeout=5).status_code == 403
+    approved = pay_step(browser, site, payment_id, "approve")
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "approved"
+    assert approved.json()["delivered"] is False
+    assert platform_calls(example_site, payment_id) == [("GET", "", 200),
+                                                        ("POST", "/approve", 200)]
+
+    txid = fake_sdk(example_site, "sign_transaction", accessToken=token,
+                    paymentId=payment_id).json()["txid"]
+    completed = pay_step(browser, site, payment_id, "complete", {"txid": txid})
+    assert completed.status_code == 200, completed.text
+    assert completed.json() == {"identifier": payment_id, "status": "completed",
+                                "amount": "1.0000000", "txid": txid, "delivered": True}
+    assert platform_calls(example_site, payment_id) == [
+        ("GET", "", 200), ("POST", "/approve", 200), ("GET", "", 200),
+        ("POST", "/complete", 200)]
+    # The SDK calls again when it missed the answer: the same answer, no platform call,
+    # no second purchase.
+    again = pay_step(browser, site, payment_id, "complete", {"txid": txid})
+    assert again.json() == completed.json()
+    assert len(platform_calls(example_site, payment_id)) == 4
+
+    bought = purchases(browser, site)
+    assert [(p["item"], p["name"], p["amount"], p["payment_identifier"]) for p in bought] == [
+        ("sticker", "Sticker", "1", payment_id)]
+    bearer = requests.get(f"{site}/api/purchases/", timeout=5,
+                          headers={"Authorization": f"Bearer {token}"})
+    assert bearer.json() == bought
+    page = browser.get(f"{site}/")
+    assert f'<li>Sticker for 1 Pi <span class="muted">{payment_id}</span></li>' in page.text
+    assert 'id="no-purchases" hidden>' in page.text
+    assert fake_sdk(example_site, "incomplete_payment", accessToken=token).json() == {
+        "payment": None}
+    # Another Pioneer bought nothing.
+    carol, _token = pi_session(example_site, "carol")
+    assert purchases(carol, site) == []
+
+    # The purchase in the shop's admin, with the Pi payment behind it.
+    admin = requests.Session()
+    admin.get(f"{site}/admin/login/")
+    admin.post(f"{site}/admin/login/?next=/admin/",
+               data={"username": "admin", "password": password,
+                     "csrfmiddlewaretoken": admin.cookies["csrftoken"], "next": "/admin/"},
+               headers={"Referer": f"{site}/admin/login/"})
+    listing = admin.get(f"{site}/admin/shop/purchase/")
+    assert listing.status_code == 200
+    assert payment_id in listing.text
+    assert "1 purchase" in listing.text
+
+
+def test_a_wrong_price_or_an_unknown_item_is_refused(example_site):
+    site = example_site.site
+    browser, token = pi_session(example_site, "bob")
+    details = []
+    for amount, metadata in ((2, {"item": "sticker"}), ("0.9999999", {"item": "sticker"}),
+                             (1, {"item": "unicorn"}), (1, {})):
+        created = fake_sdk(example_site, "create_payment", accessToken=token, amount=amount,
+                           memo="A sticker", metadata=metadata)
+        assert created.status_code == 200, created.text
+        payment_id = created.json()["identifier"]
+        refused = pay_step(browser, site, payment_id, "approve")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["code"] == "refused"
+        details.append(refused.json()["detail"])
+        # Cancelled at the platform, never approved: the wallet cannot sign it.
+        assert platform_calls(example_site, payment_id) == [("GET", "", 200),
+                                                            ("POST", "/cancel", 200)]
+        signed = fake_sdk(example_site, "sign_transaction", accessToken=token,
+                          paymentId=payment_id)
+        assert (signed.status_code, signed.json()["error"]) == (409, "cancelled_payment")
+        assert fake_sdk(example_site, "incomplete_payment", accessToken=token).json() == {
+            "payment": None}
+        again = pay_step(browser, site, payment_id, "approve")
+        assert (again.status_code, again.json()["code"]) == (409, "cancelled")
+        assert len(platform_calls(example_site, payment_id)) == 2
+    assert details == ["A sticker costs 1 Pi, not 2 Pi.", "A sticker costs 1 Pi, not 0.9999999 Pi.",
+                       "The shop does not sell this item.", "The shop does not sell this item."]
+    assert purchases(browser, site) == []
+    assert 'id="no-purchases">Nothing bought yet.' in browser.get(f"{site}/").text
+
+
+def test_an_abandoned_payment_is_recovered_on_the_next_visit(example_site):
+    site = example_site.site
+    browser, token = pi_session(example_site, "bob")
+    # "Start a payment and abandon it": created, approved, signed, never completed.
+    payment_id = fake_sdk(example_site, "create_payment", accessToken=token, amount=1,
+                          metadata={"item": "sticker"}).json()["identifier"]
+    assert pay_step(browser, site, payment_id, "approve").status_code == 200
+    txid = fake_sdk(example_site, "sign_transaction", accessToken=token,
+                    paymentId=payment_id).json()["txid"]
+    assert purchases(browser, site) == []
+    # Pi.createPayment will not start another one meanwhile.
+    ongoing = fake_sdk(example_site, "create_payment", accessToken=token, amount=1,
+                       metadata={"item": "sticker"})
+    assert (ongoing.status_code, ongoing.json()["error"]) == (409, "ongoing_payment_found")
+    assert ongoing.json()["payment"]["identifier"] == payment_id
+
+    # The next visit: Pi.authenticate (a new token) hands it to onIncompletePaymentFound,
+    # which POSTs it to the incomplete endpoint.
+    visit = fake_sdk(example_site, "authenticate", username="bob",
+                     scopes=["username", "payments"]).json()
+    found = fake_sdk(example_site, "incomplete_payment",
+                     accessToken=visit["accessToken"]).json()["payment"]
+    assert (found["identifier"], found["transaction"]["txid"]) == (payment_id, txid)
+    calls_before = len(platform_calls(example_site, payment_id))
+    recovered = post_json(browser, f"{site}/auth/pi/payments/incomplete/", {"payment": found},
+                          site)
+    assert recovered.status_code == 200, recovered.text
+    assert recovered.json() == {"identifier": payment_id, "status": "completed",
+                                "amount": "1.0000000", "txid": txid, "delivered": True}
+    assert platform_calls(example_site, payment_id)[calls_before:] == [
+        ("GET", "", 200), ("POST", "/complete", 200)]
+    assert [p["payment_identifier"] for p in purchases(browser, site)] == [payment_id]
+
+    # Found again (another tab): the same answer, no platform call, still one purchase.
+    again = post_json(browser, f"{site}/auth/pi/payments/incomplete/",
+                      {"paymentId": payment_id}, site)
+    assert again.json() == recovered.json()
+    assert len(platform_calls(example_site, payment_id)) == calls_before + 2
+    assert len(purchases(browser, site)) == 1
+    assert fake_sdk(example_site, "incomplete_payment",
+                    accessToken=visit["accessToken"]).json() == {"payment": None}
+    assert fake_sdk(example_site, "create_payment", accessToken=visit["accessToken"],
+                    amount=1, metadata={"item": "sticker"}).status_code == 200

@@ -1,9 +1,10 @@
 """Settings of the django-piauth example project.
 
-Runs offline with no configuration: by default it verifies Pi access tokens against the
-fake Pi Platform that ``python -m django_piauth.testing`` serves on 127.0.0.1:8765, and
-signs in with the fake PeerID it serves on 127.0.0.1:8766 (``scripts/demo`` starts both).
-Set ``PIAUTH_PI_API_URL`` / ``PIAUTH_PEERID_URL`` to point it elsewhere.
+Runs offline with no configuration: by default it verifies Pi access tokens and handles
+Pi payments against the fake Pi Platform that ``python -m django_piauth.testing`` serves
+on 127.0.0.1:8765, and signs in with the fake PeerID it serves on 127.0.0.1:8766
+(``scripts/demo`` starts both). Set ``PIAUTH_PI_API_URL`` / ``PIAUTH_PEERID_URL`` to point
+it elsewhere, and ``PI_SERVER_API_KEY`` to the key that platform accepts.
 
 DEMO ONLY: DEBUG is on, and the SECRET_KEY, the PeerID client secret and the token
 encryption key below are public. Never deploy this file.
@@ -89,8 +90,12 @@ REST_FRAMEWORK = {
 
 PIAUTH = {
     "PI_API_URL": os.environ.get("PIAUTH_PI_API_URL", "http://127.0.0.1:8765"),
-    # DEMO ONLY: the key the fake Pi Platform accepts by default (for server-side calls).
+    # DEMO ONLY: the Server API Key the fake Pi Platform accepts by default (its
+    # --server-api-key, or $FAKE_PI_SERVER_API_KEY; scripts/demo gives both the same key).
+    # The payment endpoints call the platform with it.
     "PI_SERVER_API_KEY": os.environ.get("PI_SERVER_API_KEY", "fake-server-api-key"),
+    # What the shop sells and delivers (check before approval, deliver after completion).
+    "PI_PAYMENT_HANDLER": "shop.payments.ShopPayments",
     "PEERID_URL": os.environ.get("PIAUTH_PEERID_URL", "http://127.0.0.1:8766"),
     "PEERID_CLIENT_ID": 42,  # the fake PeerID's app (python -m django_piauth.testing)
     # DEMO ONLY: the client secret the fake PeerID accepts by default.

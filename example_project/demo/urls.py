@@ -5,6 +5,7 @@ from shop import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("api/items/", views.SavedItemList.as_view(), name="api-items"),
+    path("api/purchases/", views.PurchaseList.as_view(), name="api-purchases"),
     path("api/peerid/operation/", views.PeerIDDemoOperation.as_view(),
          name="api-peerid-operation"),
     path("auth/", include("django_piauth.urls")),

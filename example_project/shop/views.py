@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from django_piauth.conf import piauth_settings
-from django_piauth.drf import ServiceUnavailable
+from django_piauth.drf import PI_UID_SESSION_KEY, ServiceUnavailable
 from django_piauth.exceptions import (
     InvalidToken,
     PeerIDSessionEnded,
@@ -23,7 +23,8 @@ from django_piauth.models import Provider
 from django_piauth.peerid import peerid_operations
 
 from .forms import SavedItemForm
-from .serializers import SavedItemSerializer
+from .payments import CATALOGUE
+from .serializers import PurchaseSerializer, SavedItemSerializer
 
 
 @ensure_csrf_cookie  # the page's JS posts to piauth:pi-login with X-CSRFToken
@@ -35,7 +36,9 @@ def home(request: HttpRequest) -> HttpResponse:
     Signed out: the "Sign in with Pi (demo)" button, the PeerID sign-in form and the
     PeerID authorization-code link. Signed in: the Pioneer of the session's provider,
     the PeerID status of a PeerID session, their saved items and a form (POST here) to
-    add one.
+    add one. A session from ``piauth:pi-login`` also gets the shop: buy a sticker for Pi,
+    with the page's JavaScript playing the Pi SDK's ``Pi.createPayment`` against the fake,
+    and the Pioneer's purchases.
     """
     user = request.user
     form = SavedItemForm()
@@ -52,14 +55,21 @@ def home(request: HttpRequest) -> HttpResponse:
             return redirect("home")
     # Set by PeerIDRefreshMiddleware (refreshed if it was due) for a PeerID session only.
     credential = getattr(request, "peerid_credential", None)
+    # The uid the Pi Platform vouched for at pi-login: what the payment endpoints trust.
+    pi_uid = request.session.get(PI_UID_SESSION_KEY) if user.is_authenticated else None
     pioneer = None
     items = []
+    purchases = []
     if credential is not None:
         pioneer = credential.pioneer
     elif user.is_authenticated:
-        pioneer = user.pioneers.filter(provider=Provider.PI).order_by("-last_verified_at").first()
+        pi_pioneers = user.pioneers.filter(provider=Provider.PI)
+        pioneer = ((pi_pioneers.filter(uid=pi_uid).first() if pi_uid else None)
+                   or pi_pioneers.order_by("-last_verified_at").first())
     if user.is_authenticated:
         items = list(user.saved_items.all()[:50])
+        purchases = list(user.purchases.all()[:50])
+    pi_session = bool(credential is None and pioneer is not None and pioneer.uid == pi_uid)
     return render(
         request,
         "shop/home.html",
@@ -68,6 +78,9 @@ def home(request: HttpRequest) -> HttpResponse:
             "peerid_credential": credential,  # the template shows its status, never a token
             "items": items,
             "form": form,
+            "pi_session": pi_session,  # the shop: buying needs a pi-login session
+            "purchases": PurchaseSerializer(purchases, many=True).data,
+            "sticker": CATALOGUE["sticker"],
             "pi_api_url": piauth_settings.PI_API_URL,
             "peerid_url": piauth_settings.PEERID_URL,
         },
@@ -146,3 +159,15 @@ class SavedItemList(generics.ListCreateAPIView):
 
     def perform_create(self, serializer: SavedItemSerializer) -> None:
         serializer.save(owner=self.request.user)
+
+
+class PurchaseList(generics.ListAPIView):
+    """``GET``: what the caller bought with Pi, newest first (``shop.payments`` makes the
+    rows). Authenticated as ``SavedItemList``: a Pi access token as a Bearer, or the
+    page's session."""
+
+    serializer_class = PurchaseSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return self.request.user.purchases.all()
