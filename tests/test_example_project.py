@@ -1,6 +1,8 @@
 """The example project as a newcomer uses it: the fakes (Pi Platform and PeerID) and the
 site as real processes on loopback, the sign-in done the way the page's JavaScript does it."""
 
+import html
+import json
 import os
 import re
 import shutil
@@ -382,3 +384,20 @@ def test_an_abandoned_payment_is_recovered_on_the_next_visit(example_site):
                     accessToken=visit["accessToken"]).json() == {"payment": None}
     assert fake_sdk(example_site, "create_payment", accessToken=visit["accessToken"],
                     amount=1, metadata={"item": "sticker"}).status_code == 200
+
+
+def test_the_page_shows_a_curl_that_works_as_pasted(example_site):
+    """The demo page says how to get a token from the fake platform: its shell lines, run
+    as printed, answer the API with the Pioneer's items."""
+    if shutil.which("curl") is None and os.environ.get("CI") != "true":
+        pytest.skip("no curl here (scripts/test installs it under CI=true)")
+    browser, _token = pi_session(example_site, "alice")
+    page = browser.get(f"{example_site.site}/", timeout=5).text
+    shown = re.search(r'<pre id="api-curl">(.*?)</pre>', page, re.S)
+    assert shown, "the page shows no curl"
+    commands = html.unescape(shown[1])
+    assert "/_fake/authenticate" in commands and "Authorization: Bearer $TOKEN" in commands
+    result = subprocess.run(["bash", "-c", f"set -euo pipefail\n{commands}"],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert isinstance(json.loads(result.stdout), list)

@@ -19,6 +19,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent  # example_project/
 SECRET_KEY = "django-piauth-example-project-demo-only-not-a-secret"
 DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+# scripts/demo's PIAUTH_DEMO_PUBLIC_HOST: the name a browser on another machine uses.
+if os.environ.get("PIAUTH_DEMO_PUBLIC_HOST"):
+    ALLOWED_HOSTS.append(os.environ["PIAUTH_DEMO_PUBLIC_HOST"])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
