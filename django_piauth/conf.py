@@ -81,7 +81,7 @@ _SPEC: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "PEERID_REDIRECT_URI": (None, _optional_http_url, "an absolute http(s) URL or None"),
     "PEERID_REFRESH_MARGIN": (60, lambda v: _positive_number(v) or v == 0,
                               "a number of seconds, 0 or more"),
-    # A phone number is no secret: off, a password is required (see the README).
+    # A phone number is no secret: off, a password is required (docs/howto/peerid.md).
     "PEERID_ALLOW_MOBILE_SIGN_IN": (False, _bool, "True or False"),
     # Encryption at rest of PeerID tokens and the SAFE token
     "TOKEN_ENCRYPTION_KEYS": ((), _str_list, "a list of Fernet keys, newest first"),

@@ -184,8 +184,9 @@ class PaymentInputInvalid(PaymentRequestError, ValueError):
 
 
 class PaymentForbidden(PaymentRequestError):
-    """403: another Pioneer's payment (``not_yours``), or an app-to-user payment
-    (``not_user_to_app``)."""
+    """403: another Pioneer's payment (``not_yours``), an app-to-user payment
+    (``not_user_to_app``), or a payment whose uid no Pioneer of the app has
+    (``unknown_pioneer``)."""
 
     status = 403
 

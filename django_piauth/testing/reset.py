@@ -20,6 +20,9 @@ KEY_PREFIX = "piauth:"
 
 
 def piauth_reset() -> None:
+    """Forget the package's verdicts (the per-process copies and the shared cache's
+    ``piauth:`` entries) and its clients built from the settings: the next request
+    verifies its token upstream, as in a fresh process."""
     from django.core.cache.backends.dummy import DummyCache
 
     from ..conf import piauth_settings
