@@ -2,7 +2,8 @@
 
 The DRF classes and the sign-in views delegate here, so the uid -> User mapping
 lives in one place. Override the hook methods (``verify_identity``, ``create_user``,
-``update_user``) to change what happens; the rest keeps the rules in DESIGN.md.
+``update_user``) to change what happens; the rest (the uid from upstream and nowhere
+else, one User and Pioneer per uid) is not meant to be overridden.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ class LinkedAccountBackend(BaseBackend):
         return user
 
     def update_user(self, user: _User, identity: Any) -> _User:
-        """Called on every sign-in of an existing Pioneer. Default: change nothing."""
+        """Called when upstream has just vouched for an existing Pioneer's token (not for
+        a token whose verdict came from the cache). Default: change nothing."""
         return user
 
     # Linking ------------------------------------------------------------------------

@@ -5,7 +5,8 @@ None); those of the payment signals ``sender`` (``PiPayment``), ``payment`` and
 
 from django.dispatch import Signal
 
-#: A new Pioneer (and its User) was created, after the transaction committed.
+#: A new Pioneer (and its User) was created: sent once its creation's own atomic block
+#: committed (inside an enclosing transaction, such as ATOMIC_REQUESTS, before that one).
 pioneer_created = Signal()
 
 #: Upstream has just vouched for a Pioneer's token and it signed in (not sent for
