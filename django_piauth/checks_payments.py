@@ -46,3 +46,26 @@ def check_payment_handler(app_configs: Any = None, **kwargs: Any) -> list[checks
                  "name it in PIAUTH['PI_PAYMENT_HANDLER'].",
             id="piauth.W051")]
     return []
+
+
+@checks.register(deploy=True)
+def check_wallet_seed(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """piauth.E052 (deploy): ``PI_WALLET_SEED`` is set but is not a valid secret seed, or
+    stellar-sdk is not installed to use it. The seed is never quoted."""
+    from .stellar import seed_problem
+
+    try:
+        seed = piauth_settings.PI_WALLET_SEED
+    except ImproperlyConfigured:
+        return []  # reported by piauth.E001
+    if seed is None:
+        return []
+    try:
+        problem = seed_problem(seed)
+    except ImproperlyConfigured as exc:  # stellar-sdk missing
+        problem = str(exc)
+    if problem is None:
+        return []
+    return [checks.Error(problem, hint="Set it from the environment to the app wallet's "
+                                       "secret seed (S...), or leave it out (None).",
+                         id="piauth.E052")]

@@ -17,6 +17,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 SETTINGS_NAME = "PIAUTH"
+
+#: The Pi blockchain's networks: passphrase -> its public Horizon API.
+PI_NETWORKS: dict[str, str] = {
+    "Pi Network": "https://api.mainnet.minepi.com",
+    "Pi Testnet": "https://api.testnet.minepi.com",
+}
 T = TypeVar("T")
 
 
@@ -97,6 +103,12 @@ _SPEC: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "PI_PAYMENT_WAIT": (2.0, lambda v: _positive_number(v) or v == 0,
                         "a number of seconds, 0 or more"),
     "PI_PAYMENT_SETTLE_AGE": (3600, _positive_number, "a positive number of seconds"),
+    # Pi payouts (app to user)
+    "PI_WALLET_SEED": (None, _optional_str, "the app wallet's secret seed (a string) or None"),
+    "PI_NETWORK": ("Pi Network", lambda v: v in PI_NETWORKS,
+                   '"Pi Network" (mainnet) or "Pi Testnet"'),
+    "PI_HORIZON_URL": (None, _optional_http_url,
+                       "an http(s) URL or None (the Horizon of PI_NETWORK)"),
     "WWW_AUTHENTICATE_REALM": ("api", lambda v: isinstance(v, str) and '"' not in v, "a string"),
 }
 
@@ -163,6 +175,12 @@ class PiAuthSettings:
         if values["CALL_DEADLINE"] is not None:
             return float(values["CALL_DEADLINE"])
         return default_deadline((values["CONNECT_TIMEOUT"], values["READ_TIMEOUT"]))
+
+    @property
+    def horizon_url(self) -> str:
+        """``PI_HORIZON_URL``, by default the public Horizon of ``PI_NETWORK``."""
+        values = self._load()
+        return str(values["PI_HORIZON_URL"] or PI_NETWORKS[values["PI_NETWORK"]])
 
     def reload(self) -> None:
         with self._lock:
