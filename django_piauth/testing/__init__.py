@@ -6,6 +6,9 @@
   tokens, the ``ClientID``-checked app routes, body-only parameters, failure injection).
 - :class:`FakeSafeLauncher`: a SAFE Launcher in memory (a person who approves, denies or
   answers slowly, restarts that kill every token, the Launcher's 400 bodies).
+- :class:`~django_piauth.testing.horizon.FakeHorizon`: the Pi blockchain's Horizon in
+  memory (accounts, sequence numbers, Horizon's refusals), telling a fake Pi Platform of
+  each landed payout (needs stellar-sdk: imported from ``django_piauth.testing.horizon``).
 - :func:`serve_with_responses`: answer through ``responses`` (imported lazily).
 - :class:`LoopbackServer`: answer over real HTTP on 127.0.0.1.
 - ``django_piauth.testing.pytest_plugin``: the ``fake_pi``, ``live_fake_pi``,

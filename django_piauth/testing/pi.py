@@ -41,6 +41,7 @@ All state lives in memory behind a lock; serve it with
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -76,7 +77,6 @@ _PAYMENT_ROUTE = re.compile(rf"/v2/payments/{_PAYMENT_ID}")
 _PAYMENT_ACTION_ROUTE = re.compile(
     rf"/v2/payments/{_PAYMENT_ID}/(?P<action>approve|complete|cancel)"
 )
-_STELLAR_ALPHABET = string.ascii_uppercase + "234567"
 _ID_ALPHABET = string.ascii_letters + string.digits
 _MAX_USERNAME = 64
 _MAX_MEMO = 1000
@@ -125,8 +125,25 @@ def _random_id(length: int = 28) -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
-def _stellar_address() -> str:
-    return "G" + "".join(secrets.choice(_STELLAR_ALPHABET) for _ in range(55))
+def _crc16_xmodem(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def stellar_address(public_key: bytes | None = None) -> str:
+    """A valid account id (StrKey ``G...``, checksum included) for an ed25519 public key
+    (random if none): what stellar-sdk accepts as a destination."""
+    payload = bytes([6 << 3]) + (public_key or secrets.token_bytes(32))
+    checksum = _crc16_xmodem(payload).to_bytes(2, "little")
+    return base64.b32encode(payload + checksum).decode()
+
+
+_stellar_address = stellar_address
 
 
 def _amount(value: Any) -> Decimal:
@@ -206,6 +223,23 @@ class FakePiPlatform(FakeUpstreamBase):
     def __repr__(self) -> str:
         return (f"<FakePiPlatform url={self.url!r} me_shape={self.me_shape!r} "
                 f"tokens={len(self._grants)} payments={len(self._payments)}>")
+
+    @property
+    def app_wallet(self) -> str:
+        """The app wallet's address: ``from_address`` of its payouts, ``to_address`` of
+        user payments. Set it to the public key of ``PIAUTH["PI_WALLET_SEED"]``."""
+        with self._lock:
+            return self._app_wallet
+
+    @app_wallet.setter
+    def app_wallet(self, address: str) -> None:
+        with self._lock:
+            self._app_wallet = address
+
+    def wallet_of(self, uid: str) -> str:
+        """The Pioneer's wallet address (made on first use)."""
+        with self._lock:
+            return self._wallets.setdefault(uid, _stellar_address())
 
     # Configuration -------------------------------------------------------------
 
