@@ -63,6 +63,11 @@ class RowClaims:
             **{self.by_field: holder, self.until_field: until})
         return claimed == 1
 
+    def renew(self, pk: Any, holder: str) -> bool:
+        """Extend ``holder``'s claim by a lifetime from now; False if it was lost."""
+        until = timezone.now() + timedelta(seconds=default_lifetime())
+        return self.held_by(pk, holder).update(**{self.until_field: until}) == 1
+
     def held_by(self, pk: Any, holder: str) -> QuerySet[Any]:
         """The row while ``holder``'s claim holds (nobody took it over): the rows to
         update with what the claim covers; empty once the claim is lost."""

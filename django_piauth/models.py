@@ -112,6 +112,12 @@ class PaymentStatus(models.TextChoices):
     #: The approval is claimed and under way; the platform has not confirmed it yet.
     PENDING = "pending", _("approval under way")
     APPROVED = "approved", _("approved")
+    #: Payouts (app to user): created at the platform, no transaction signed yet.
+    CREATED = "created", _("payout created")
+    #: Payouts: the transaction is signed and stored (``tx_envelope``), maybe submitted.
+    SIGNED = "signed", _("payout signed")
+    #: Payouts: the transaction is on the chain (``txid``); the platform not yet told.
+    SUBMITTED = "submitted", _("payout on the chain")
     COMPLETED = "completed", _("completed")
     CANCELLED = "cancelled", _("cancelled")
 
@@ -151,6 +157,10 @@ class PiPayment(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     step_claimed_by = models.CharField(max_length=32, blank=True, default="")
     step_claimed_until = models.DateTimeField(null=True, blank=True)
+    #: Payouts: the signed transaction (base64 XDR), stored before it is submitted, and
+    #: the end of its time bounds (after which it can never land).
+    tx_envelope = models.TextField(blank=True)
+    tx_valid_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("Pi payment")
@@ -160,3 +170,19 @@ class PiPayment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} Pi ({self.get_status_display()}) {self.identifier}"
+
+
+class PayoutWallet(models.Model):
+    """The app wallet's lease: one payout transaction in flight per wallet across
+    processes (sequence numbers). ``lease_by`` / ``lease_until`` are a claim
+    (:mod:`django_piauth.claims`), never a database lock held across a call."""
+
+    address = models.CharField(max_length=56, unique=True)
+    lease_by = models.CharField(max_length=32, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("Pi payout wallet")
+
+    def __str__(self) -> str:
+        return self.address

@@ -58,11 +58,12 @@ from .payment_records import (
     step_claims,
     stored,
 )
+from .payouts import pay
 from .providers.payment_dto import SERVICE, PaymentDTO
 from .providers.pi import get_pi_client, path_segment
 
-__all__ = ["PaymentHandler", "PaymentRefused", "approve", "cancel", "complete", "refresh",
-           "resolve_incomplete", "settle"]
+__all__ = ["PaymentHandler", "PaymentRefused", "approve", "cancel", "complete", "pay",
+           "refresh", "resolve_incomplete", "settle"]
 
 logger = logging.getLogger("django_piauth")
 

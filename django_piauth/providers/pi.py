@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -186,6 +187,16 @@ class PiPlatformClient:
     def cancel_payment(self, payment_id: str) -> PaymentDTO:
         """``POST /v2/payments/{id}/cancel``."""
         return self.payment_call("POST", f"/v2/payments/{path_segment(payment_id)}/cancel")
+
+    def create_payment(self, uid: str, amount: Decimal, memo: str,
+                       metadata: Any) -> PaymentDTO:
+        """``POST /v2/payments``: an app-to-user payment to the Pioneer ``uid``. The amount
+        travels as a JSON number; one a double cannot hold exactly is refused here."""
+        number = float(amount)
+        if Decimal(repr(number)) != amount:
+            raise ValueError(f"{amount} Pi cannot be sent exactly as a JSON number")
+        return self.payment_call("POST", "/v2/payments", {"payment": {
+            "amount": number, "memo": memo, "metadata": metadata, "uid": uid}})
 
     def incomplete_server_payments(self) -> list[PaymentDTO]:
         """``GET /v2/payments/incomplete_server_payments``: the app's unfinished payouts."""

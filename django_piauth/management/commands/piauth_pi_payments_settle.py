@@ -11,13 +11,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from ...conf import piauth_settings
 from ...payments import settle
+from ...payouts import settle_payouts
 
 
 class Command(BaseCommand):
     help = ("Fetch every stored Pi payment that is not finished and bring it to an end "
             "(complete a verified transaction, cancel one without a transaction once it "
-            "is older than --age), and retry failed deliveries.")
+            "is older than --age), retry failed deliveries, and resume every unfinished "
+            "payout (stored, or listed by the platform as incomplete).")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -27,6 +30,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         actions = settle(age=options["age"])
+        if piauth_settings.PI_WALLET_SEED:  # payouts are in use
+            actions += settle_payouts()
         for line in actions:
             self.stdout.write(line)
         self.stdout.write(f"{len(actions)} payment(s) looked at." if actions

@@ -1,0 +1,171 @@
+"""Payouts (app to user) against the fake Pi Platform and the fake Horizon: the happy
+path, a crash after each step then the settle command, an expired transaction, a missing
+recipient. Counted in chain transactions, platform calls and rows."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.utils import timezone
+from stellar_sdk import Keypair
+
+from django_piauth import payouts
+from django_piauth.models import Pioneer, PiPayment
+from django_piauth.payments import pay
+from django_piauth.testing.horizon import FakeHorizon
+from django_piauth.testing.responses_adapter import serve_with_responses
+
+pytestmark = pytest.mark.django_db(transaction=True)
+HORIZON = "https://horizon.example"
+SEED = Keypair.random().secret
+
+
+class Crash(BaseException):
+    """A process dying mid-payout (not an Exception: nothing may catch it)."""
+
+
+@pytest.fixture
+def chain(fake_pi, piauth_responses, settings):
+    wallet = Keypair.from_secret(SEED)
+    settings.PIAUTH = {**settings.PIAUTH, "PI_WALLET_SEED": SEED,
+                       "PI_NETWORK": fake_pi.network, "PI_HORIZON_URL": HORIZON}
+    fake_pi.app_wallet = wallet.public_key
+    horizon = FakeHorizon(fake_pi.network, platform=fake_pi)
+    horizon.create_account(wallet.public_key, balance=1000, sequence=7)
+    serve_with_responses(horizon, piauth_responses, HORIZON)
+    return horizon
+
+
+def pioneer(fake_pi, horizon, username="alice", *, with_account=True):
+    fake_pi.issue_token(username=username)
+    uid = fake_pi.uid_for(username)
+    if with_account:
+        horizon.create_account(fake_pi.wallet_of(uid), balance=0)
+    user = get_user_model().objects.create(username=username)
+    return Pioneer.objects.create(user=user, provider="pi", uid=uid, username=username)
+
+
+def settle():
+    out = io.StringIO()
+    call_command("piauth_pi_payments_settle", stdout=out)
+    return out.getvalue()
+
+
+def test_a_payout_is_created_signed_submitted_and_completed(fake_pi, chain):
+    alice = pioneer(fake_pi, chain)
+
+    payment = pay(alice, Decimal("2.5"), "A reward", {"level": 3})
+
+    assert payment.status == "completed" and payment.direction == "app_to_user"
+    [landed] = chain.transactions
+    assert (landed.memo, landed.amount, landed.hash) == (payment.identifier, Decimal("2.5"),
+                                                         payment.txid)
+    assert chain.balance(fake_pi.wallet_of(alice.uid)) == Decimal("2.5")
+    dto = fake_pi.payment(payment.identifier)
+    assert dto["status"]["developer_completed"] is True
+    assert dto["transaction"]["txid"] == payment.txid
+    assert fake_pi.call_count("/v2/payments", "POST") == 1
+    assert fake_pi.call_count(f"/v2/payments/{payment.identifier}/complete", "POST") == 1
+    assert payment.metadata == {"level": 3} and payment.completed_at is not None
+
+
+@pytest.mark.parametrize("crash_after", ["platform_create", "create", "sign", "submit",
+                                         "horizon_accepted", "before_complete"])
+def test_a_crash_after_any_step_is_resumed_by_settle_and_pays_once(
+        fake_pi, chain, monkeypatch, crash_after):
+    alice = pioneer(fake_pi, chain)
+    targets = {"platform_create": (payouts, "_insert"), "create": (payouts, "_insert"),
+               "sign": (payouts, "_sign"),
+               "submit": (payouts, "_submit"), "before_complete": (payouts, "_complete")}
+    if crash_after == "horizon_accepted":
+        from django_piauth.providers.horizon import HorizonClient
+        module, name = HorizonClient, "submit"
+    else:
+        module, name = targets[crash_after]
+    original = getattr(module, name)
+
+    def crashing(*args, **kwargs):
+        if crash_after in ("before_complete", "platform_create"):  # before it is stored
+            raise Crash
+        original(*args, **kwargs)
+        raise Crash
+
+    monkeypatch.setattr(module, name, crashing)
+    with pytest.raises(Crash):
+        pay(alice, Decimal("1.25"), "A reward")
+    monkeypatch.setattr(module, name, original)
+
+    out = settle()
+
+    [payment] = PiPayment.objects.all()
+    assert payment.status == "completed", out
+    assert len(chain.transactions) == 1
+    assert chain.transactions[0].memo == payment.identifier
+    assert chain.balance(fake_pi.wallet_of(alice.uid)) == Decimal("1.25")
+    assert fake_pi.payment(payment.identifier)["status"]["developer_completed"] is True
+    settle()
+    assert len(chain.transactions) == 1  # a second settle pays nothing more
+
+
+def test_an_expired_transaction_that_never_landed_is_signed_anew_once(
+        fake_pi, chain, monkeypatch):
+    """Signed ten minutes ago, then the process died before submitting it: its time
+    bounds passed, it can never land, so it is signed anew (once) and that one lands."""
+    alice = pioneer(fake_pi, chain)
+    original_submit, real_now = payouts._submit, timezone.now
+
+    def crash(payment):
+        raise Crash
+
+    monkeypatch.setattr(payouts, "_submit", crash)
+    monkeypatch.setattr(payouts.timezone, "now", lambda: real_now() - timedelta(minutes=10))
+    with pytest.raises(Crash):
+        pay(alice, Decimal(1), "A reward")
+    monkeypatch.setattr(payouts, "_submit", original_submit)
+    monkeypatch.setattr(payouts.timezone, "now", real_now)
+    first = PiPayment.objects.get()
+    assert first.status == "signed" and chain.transactions == []
+
+    settle()
+
+    payment = PiPayment.objects.get()
+    assert payment.status == "completed" and payment.txid != first.txid
+    assert [t.hash for t in chain.transactions] == [payment.txid]
+    assert chain.sequence(Keypair.from_secret(SEED).public_key) == 8  # one landed
+
+
+def test_a_missing_recipient_account_is_a_clear_error_and_no_fee(fake_pi, chain):
+    alice = pioneer(fake_pi, chain, with_account=False)
+    balance = chain.balance(Keypair.from_secret(SEED).public_key)
+
+    with pytest.raises(payouts.PayoutRecipientMissing, match="does not exist"):
+        pay(alice, Decimal(1), "A reward")
+
+    assert chain.transactions == []
+    assert chain.balance(Keypair.from_secret(SEED).public_key) == balance
+    payment = PiPayment.objects.get()
+    assert payment.status == "cancelled"
+    assert fake_pi.payment(payment.identifier)["status"]["cancelled"] is True
+
+
+def test_amounts_are_decimals_of_seven_places(fake_pi, chain):
+    alice = pioneer(fake_pi, chain)
+    for bad in (1.5, "1.5", Decimal("0.00000001"), Decimal(0), Decimal(-1)):
+        with pytest.raises((TypeError, ValueError)):
+            pay(alice, bad, "A reward")
+    assert fake_pi.call_count("/v2/payments", "POST") == 0
+
+
+def test_the_seed_is_nowhere(fake_pi, chain, caplog):
+    alice = pioneer(fake_pi, chain)
+    payment = pay(alice, Decimal(1), "A reward")
+    out = settle()
+    dumped = io.StringIO()
+    call_command("dumpdata", "django_piauth", stdout=dumped)
+    for text in (caplog.text, out, dumped.getvalue(), repr(payment), str(payment)):
+        assert SEED not in text
