@@ -111,6 +111,11 @@ PIAUTH = {
     "TOKEN_ENCRYPTION_KEYS": ["ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="],
     "PI_PAYMENT_HANDLER": "tests.testapp.payments.ShopHandler",
 }
+# A server process started by a payout test pays from the test's wallet and Horizon.
+if os.environ.get("PIAUTH_TEST_WALLET_SEED"):
+    PIAUTH.update(PI_WALLET_SEED=os.environ["PIAUTH_TEST_WALLET_SEED"],
+                  PI_HORIZON_URL=os.environ["PIAUTH_TEST_HORIZON_URL"],
+                  PI_NETWORK=os.environ.get("PIAUTH_TEST_PI_NETWORK", "Pi Testnet"))
 
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/home/"

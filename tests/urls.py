@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from tests.testapp.views import PeerIDOperations, PeerIDThenRefuse, WhoAmI, home
+from tests.testapp.views import PayPioneer, PeerIDOperations, PeerIDThenRefuse, WhoAmI, home
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,4 +10,5 @@ urlpatterns = [
     path("api/peerid/operations/", PeerIDOperations.as_view(), name="peerid-operations"),
     path("api/peerid/refuse/", PeerIDThenRefuse.as_view(), name="peerid-refuse"),
     path("home/", home, name="home"),
+    path("api/test/pay/", PayPioneer.as_view(), name="test-pay"),
 ]

@@ -18,6 +18,7 @@ transaction, as the real platform sees it on the chain.
 
 from __future__ import annotations
 
+import json
 import threading
 import urllib.parse
 from collections.abc import Mapping
@@ -81,6 +82,7 @@ class FakeHorizon(FakeUpstreamBase):
         self.base_fee = base_fee
         self._accounts: dict[str, _Account] = {}
         self._ledger: list[LandedTransaction] = []
+        self._refusals: list[str] = []
         self._chain_lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -107,6 +109,12 @@ class FakeHorizon(FakeUpstreamBase):
             return self._accounts[address].sequence
 
     @property
+    def refusals(self) -> list[str]:
+        """The result codes of the submissions refused so far (``tx_bad_seq``...)."""
+        with self._chain_lock:
+            return list(self._refusals)
+
+    @property
     def transactions(self) -> list[LandedTransaction]:
         """The landed transactions, oldest first."""
         with self._chain_lock:
@@ -125,7 +133,12 @@ class FakeHorizon(FakeUpstreamBase):
             return self._transaction(parts[1])
         if method == "POST" and parts == ["transactions"]:
             form = urllib.parse.parse_qs(body.decode("ascii", "replace"))
-            return self._submit((form.get("tx") or [""])[0])
+            result = self._submit((form.get("tx") or [""])[0])
+            if result[0] == 400:
+                codes = json.loads(result[2])["extras"]["result_codes"]
+                with self._chain_lock:
+                    self._refusals.append(codes["transaction"])
+            return result
         return _not_found()
 
     def _account(self, address: str) -> HandlerResult:

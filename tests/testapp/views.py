@@ -71,3 +71,21 @@ class PeerIDThenRefuse(APIView):
         if request.data.get("raise"):
             raise RuntimeError("the view failed after the refresh")
         raise ValidationError({"detail": "refused after the refresh"})
+
+
+class PayPioneer(APIView):
+    """The app paying a Pioneer (test-only, no authentication): ``{"uid", "amount"}``."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def post(self, request):
+        from decimal import Decimal
+
+        from django_piauth.models import Pioneer
+        from django_piauth.payments import pay
+
+        pioneer = Pioneer.objects.get(provider="pi", uid=request.data["uid"])
+        payment = pay(pioneer, Decimal(request.data["amount"]), "A reward")
+        return Response({"identifier": payment.identifier, "status": payment.status,
+                         "txid": payment.txid})
