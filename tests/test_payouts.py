@@ -15,6 +15,7 @@ from django.utils import timezone
 from stellar_sdk import Keypair
 
 from django_piauth import payouts
+from django_piauth.exceptions import UpstreamUnavailable
 from django_piauth.models import Pioneer, PiPayment
 from django_piauth.payments import pay
 from django_piauth.testing.horizon import FakeHorizon
@@ -169,3 +170,59 @@ def test_the_seed_is_nowhere(fake_pi, chain, caplog):
     call_command("dumpdata", "django_piauth", stdout=dumped)
     for text in (caplog.text, out, dumped.getvalue(), repr(payment), str(payment)):
         assert SEED not in text
+
+
+FAULTS = {
+    "500": lambda fake, path: fake.fail_with(500, path=path),
+    "html": lambda fake, path: fake.fail_with(200, b"<html>maintenance</html>", path=path,
+                                              content_type="text/html"),
+    "wrong_shape": lambda fake, path: fake.fail_with(200, {"unexpected": [1]}, path=path),
+    "timeout": lambda fake, path: fake.delay(30, count=1, path=path),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("step", ["platform create", "recipient account", "wallet account",
+                                  "fee", "transaction lookup", "platform complete"])
+def test_a_fault_on_any_call_is_a_clear_error_and_settle_pays_once(
+        fake_pi, chain, settings, step, fault):
+    settings.PIAUTH = {**settings.PIAUTH, "READ_TIMEOUT": 0.5, "CALL_DEADLINE": 1}
+    alice = pioneer(fake_pi, chain)
+    recipient = fake_pi.wallet_of(alice.uid)
+    upstream, path = {
+        "platform create": (fake_pi, "/v2/payments"),
+        "recipient account": (chain, f"/accounts/{recipient}"),
+        "wallet account": (chain, f"/accounts/{Keypair.from_secret(SEED).public_key}"),
+        "fee": (chain, "/fee_stats"),
+        "transaction lookup": (chain, "/transactions"),
+        "platform complete": (fake_pi, None),
+    }[step]
+    if step == "platform complete":
+        original = payouts._complete
+
+        def fail_then_complete(payment):
+            FAULTS[fault](fake_pi, f"/v2/payments/{payment.identifier}/complete")
+            return original(payment)
+
+        payouts_complete = fail_then_complete
+    else:
+        FAULTS[fault](upstream, path)
+        payouts_complete = None
+
+    with pytest.MonkeyPatch.context() as patch:
+        if payouts_complete is not None:
+            patch.setattr(payouts, "_complete", payouts_complete)
+        with pytest.raises(UpstreamUnavailable) as raised:
+            pay(alice, Decimal("3"), "A reward")
+    assert SEED not in str(raised.value)
+    upstream.clear_failures()
+
+    settle()
+
+    paid = [t for t in chain.transactions if t.destination == recipient]
+    assert len(paid) == (0 if step == "platform create" else 1)
+    if step != "platform create":
+        assert PiPayment.objects.get().status == "completed"
+        assert chain.balance(recipient) == Decimal(3)
+    else:  # nothing was created at the platform: nothing to pay, nothing stored
+        assert not PiPayment.objects.exists()
