@@ -58,3 +58,19 @@ def test_two_user_tests_with_one_token_each_see_their_own_call(pytester, cache):
         pytester._monkeypatch.setenv(name, value)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=5)
+
+
+def test_the_payouts_pages_test_passes_as_written(pytester):
+    """docs/howto/payouts.md's test, run in a user's suite with only the plugin."""
+    import re
+
+    page = (ROOT / "docs" / "howto" / "payouts.md").read_text()
+    body = re.search(r'```python title="test_rewards.py"\n(.*?)```', page, re.S)[1]
+    pytester.makeconftest('pytest_plugins = ["django_piauth.testing.pytest_plugin"]\n')
+    pytester.makeini("[pytest]\nDJANGO_SETTINGS_MODULE = tests.settings\n")
+    pytester.makepyfile(test_rewards=body)
+    for name, value in {"PYTHONPATH": str(ROOT), "PIAUTH_TEST_CACHE": "",
+                        "PIAUTH_TEST_DB": "", "PIAUTH_TEST_DB_DIR": str(pytester.path)}.items():
+        pytester._monkeypatch.setenv(name, value)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1)
