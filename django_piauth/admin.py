@@ -55,15 +55,16 @@ class PiPaymentAdmin(_PiPaymentAdmin):
     """Pi payments, read-only: amounts, recipients and states come from the Pi Platform."""
 
     list_display = ("identifier", "pioneer", "amount", "status", "direction", "network",
-                    "created_at", "delivered_at")
+                    "txid", "created_at", "delivered_at")
     list_filter = ("status", "direction", "network", ("delivered_at",
                                                       admin.EmptyFieldListFilter))
     search_fields = ("identifier", "txid", "pioneer__uid", "pioneer__username",
                      "pioneer__user__username")
     list_select_related = ("pioneer",)
     fields = ("identifier", "pioneer", "direction", "amount", "memo", "metadata", "network",
-              "from_address", "to_address", "txid", "status", "created_at", "approved_at",
-              "completed_at", "cancelled_at", "delivered_at", "recorded_at", "updated_at")
+              "from_address", "to_address", "txid", "status", "tx_valid_until", "created_at",
+              "approved_at", "completed_at", "cancelled_at", "delivered_at", "recorded_at",
+              "updated_at")
     readonly_fields = fields
     ordering = ("-recorded_at",)
     actions = ["refresh_from_platform"]

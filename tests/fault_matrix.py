@@ -21,7 +21,7 @@ class Call:
     """One upstream call, as a user of the package triggers it."""
 
     name: str
-    service: str  # "pi", "peerid" or "safe": the upstream that misbehaves
+    service: str  # "pi", "peerid", "safe" or "horizon": the upstream that misbehaves
     outcome: str  # WEB, LIBRARY or COMMAND
 
 
@@ -38,6 +38,9 @@ CALLS: list[Call] = [
     Call("`pi-payment-cancel`: fetch", "pi", WEB),
     Call("`pi-payment-cancel`: cancel", "pi", WEB),
     Call("`pi-payment-incomplete`: fetch", "pi", WEB),
+    Call("payout `pay`: platform create", "pi", LIBRARY),
+    Call("payout `pay`: Horizon", "horizon", LIBRARY),
+    Call("payout `pay`: platform complete", "pi", LIBRARY),
     Call("Pi `get_payment`", "pi", LIBRARY),
     Call("Pi `approve_payment`", "pi", LIBRARY),
     Call("Pi `complete_payment`", "pi", LIBRARY),

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,18 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
+from stellar_sdk import Keypair
 
 from django_piauth.exceptions import UpstreamUnavailable
 from django_piauth.models import PeerIDCredential, Pioneer, PiPayment, SafeGrant
+from django_piauth.payments import pay
 from django_piauth.peerid import SESSION_KEY, peerid_operations
 from django_piauth.providers.pi import get_pi_client
 from django_piauth.safe import launcher_url
 from django_piauth.signals import payment_approved, payment_cancelled, payment_completed
 from django_piauth.testing import faults
 from django_piauth.testing.base import FakeUpstreamBase
+from django_piauth.testing.horizon import FakeHorizon
 from django_piauth.testing.peerid import FakePeerID
 from django_piauth.testing.pi import FakePiPlatform
 from django_piauth.testing.safe import FakeSafeLauncher
@@ -54,6 +58,7 @@ PASSWORD = "correct horse battery"
 APP = {"name": "Shop", "id": "com.example.shop", "version": "1.0", "vendor": "Example"}
 OVERSIZED_TOTAL = 32 * 1024 * 1024
 MAX_RESPONSE_BYTES = 256 * 1024
+WALLET_SEED = Keypair.random().secret
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +67,10 @@ def servers():
     case would double its time); each case gives them fresh fakes."""
     with (LoopbackServer(FakeUpstreamBase()) as pi, LoopbackServer(FakeUpstreamBase()) as peerid,
           LoopbackServer(FakeUpstreamBase()) as safe,
+          LoopbackServer(FakeUpstreamBase()) as horizon,
           LoopbackServer(FakeUpstreamBase()) as attacker):
-        yield {"pi": pi, "peerid": peerid, "safe": safe, "attacker": attacker}
+        yield {"pi": pi, "peerid": peerid, "safe": safe, "horizon": horizon,
+               "attacker": attacker}
 
 
 def _serve(server: LoopbackServer, fake: Any) -> Any:
@@ -87,11 +94,16 @@ def upstreams(servers, settings):
     peerid = _serve(servers["peerid"], FakePeerID(settings.PIAUTH["PEERID_CLIENT_ID"],
                                                   settings.PIAUTH["PEERID_CLIENT_SECRET"]))
     safe = _serve(servers["safe"], FakeSafeLauncher())
+    horizon = _serve(servers["horizon"], FakeHorizon(pi.network, platform=pi))
+    pi.app_wallet = Keypair.from_secret(WALLET_SEED).public_key
+    horizon.create_account(pi.app_wallet, balance=100)
+    settings.PIAUTH = {**settings.PIAUTH, "PI_WALLET_SEED": WALLET_SEED,
+                       "PI_NETWORK": pi.network, "PI_HORIZON_URL": servers["horizon"].url}
     settings.PIAUTH = {**settings.PIAUTH, "CONNECT_TIMEOUT": CONNECT, "READ_TIMEOUT": READ,
                        "CALL_DEADLINE": DEADLINE, "MAX_RESPONSE_BYTES": MAX_RESPONSE_BYTES,
                        "SAFE_AUTHORIZE_TIMEOUT": SAFE_AUTHORIZE_TIMEOUT,
                        "SAFE_APP": dict(APP), "SAFE_PERMISSIONS": ["SAFE_DRIVE_ACCESS"]}
-    return {"pi": pi, "peerid": peerid, "safe": safe}
+    return {"pi": pi, "peerid": peerid, "safe": safe, "horizon": horizon}
 
 
 @dataclass
@@ -105,13 +117,15 @@ class Case:
     payment_token: str | None = None  # a payment step's caller (its verdict cached)
     payment_id: str | None = None
     txid: str | None = None
+    payee: Pioneer | None = None  # a payout's recipient
 
 
 def _inject(fake: Any, fault: str, attacker: FakeUpstreamBase, settings: Any,
             service: str, path: str | None) -> faults.Fault | None:
     """Make ``fake`` (or the settings, for a refused connection) commit ``fault``."""
     if fault == "refused":
-        key = {"pi": "PI_API_URL", "peerid": "PEERID_URL", "safe": "SAFE_LAUNCHER_URL"}[service]
+        key = {"pi": "PI_API_URL", "peerid": "PEERID_URL", "safe": "SAFE_LAUNCHER_URL",
+               "horizon": "PI_HORIZON_URL"}[service]
         settings.PIAUTH = {**settings.PIAUTH, key: f"http://127.0.0.1:{free_port()}"}
         return None
     wire = {
@@ -176,9 +190,30 @@ def _run_payment_step(call: Call, case: Case) -> Any:
                             HTTP_AUTHORIZATION=f"Bearer {case.payment_token}")
 
 
-def _set_up(call: Call, case: Case, fakes: dict[str, Any]) -> str | None:
+def _set_up_payout(call: Call, case: Case, fakes: dict[str, Any],
+                   monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """A Pioneer with a wallet account to pay; the fault's path (None: every call)."""
+    pi, horizon = fakes["pi"], fakes["horizon"]
+    pi.issue_token(username="bob")
+    uid = pi.uid_for("bob")
+    horizon.create_account(pi.wallet_of(uid), balance=0)
+    user = get_user_model().objects.create(username="bob")
+    case.payee = Pioneer.objects.create(user=user, provider="pi", uid=uid, username="bob")
+    if call.name.endswith("platform create"):
+        return "/v2/payments"
+    if call.name.endswith("Horizon"):
+        return None
+    case.payment_id = "payout-of-the-fault-matrix"  # its complete call is where it fails
+    monkeypatch.setattr("django_piauth.testing.pi._random_id", lambda *a: case.payment_id)
+    return f"/v2/payments/{case.payment_id}/complete"
+
+
+def _set_up(call: Call, case: Case, fakes: dict[str, Any],
+            monkeypatch: pytest.MonkeyPatch) -> str | None:
     """Whatever the call needs before the fault; returns the path the fault is on."""
     name = call.name
+    if name.startswith("payout `pay`"):
+        return _set_up_payout(call, case, fakes, monkeypatch)
     if name.startswith("`pi-payment-"):
         return _set_up_payment(call, case, fakes["pi"])
     if call.service == "pi" and call.outcome == WEB:
@@ -210,6 +245,11 @@ def _run(call: Call, case: Case) -> Any:
     client, name = case.client, call.name
     if name.startswith("`pi-payment-"):
         return _run_payment_step(call, case)
+    if name.startswith("payout `pay`"):
+        try:
+            return pay(case.payee, Decimal("1.5"), "A reward")
+        except Exception as exc:  # the outcome is checked by the caller
+            return exc
     pi = get_pi_client
     runs: dict[str, Any] = {
         "`pi-login` view": lambda: client.post("/auth/pi/login/",
@@ -278,17 +318,17 @@ def _check_outcome(expected: str, result: Any) -> None:
 
 @pytest.mark.parametrize("call, fault", fault_matrix.cases(),
                          ids=[f"{c.name.replace('`', '')}-{f}" for c, f in fault_matrix.cases()])
-def test_fault(call: Call, fault: str, upstreams, attacker, settings, capsys,
+def test_fault(call: Call, fault: str, upstreams, attacker, settings, capsys, monkeypatch,
                django_capture_on_commit_callbacks):
     case = Case()
     if call.service == "safe":  # a grant is kept per Launcher URL: set up at the one used
         played = _inject(upstreams["safe"], fault, attacker, settings, "safe", None)
-        _set_up(call, case, upstreams)
+        _set_up(call, case, upstreams, monkeypatch)
     else:
-        path = _set_up(call, case, upstreams)
+        path = _set_up(call, case, upstreams, monkeypatch)
         played = _inject(upstreams[call.service], fault, attacker, settings, call.service,
                          path)
-    users, pioneers = get_user_model().objects.count(), Pioneer.objects.count()
+    users, pioneers = get_user_model().objects.count(), Pioneer.objects.count()  # after set-up
     credentials = PeerIDCredential.objects.count()
     payments, deliveries = _payment_rows(), Delivery.objects.count()
 
@@ -305,7 +345,15 @@ def test_fault(call: Call, fault: str, upstreams, attacker, settings, capsys,
     assert get_user_model().objects.count() == users
     assert Pioneer.objects.count() == pioneers
     assert PeerIDCredential.objects.count() == credentials
-    assert _payment_rows() == payments  # nothing stored (no claim left behind either)
+    if case.payee is not None:  # a payout stores each step: nothing may be paid twice
+        paid = [t for t in upstreams["horizon"].transactions]
+        # Paid before the fault only when it hits the completion (a refused connection
+        # is the whole Pi Platform, creation included); never twice.
+        reached_chain = call.name.endswith("complete") and fault != "refused"
+        assert len(paid) == (1 if reached_chain else 0)
+        assert WALLET_SEED not in repr(result) + str(result)
+    else:
+        assert _payment_rows() == payments  # nothing stored (no claim left behind either)
     assert Delivery.objects.count() == deliveries and signalled == [] and committed == []
     session = case.client.session
     after = {k: v for k, v in session.items() if k != STATE_SESSION_KEY}  # used once

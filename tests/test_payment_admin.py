@@ -30,7 +30,7 @@ def test_changelist_shows_payments_with_their_columns(admin_client, payments):
     for payment in payments.values():
         assert payment.identifier in page
     for column in ("column-identifier", "column-pioneer", "column-amount", "column-status",
-                   "column-direction", "column-network", "column-created_at"):
+                   "column-direction", "column-network", "column-txid", "column-created_at"):
         assert column in page
 
 
