@@ -63,6 +63,12 @@ PIAUTH = {
     "PI_API_URL": _FAKE_URL,
     "CACHE_ALIAS": os.environ.get("BENCH_PIAUTH_CACHE", "locmem"),
 }
+# bench/payouts.py: the app wallet and Horizon of its fakes.
+if os.environ.get("BENCH_WALLET_SEED"):
+    PIAUTH.update(PI_SERVER_API_KEY=os.environ["BENCH_SERVER_API_KEY"],
+                  PI_WALLET_SEED=os.environ["BENCH_WALLET_SEED"],
+                  PI_HORIZON_URL=os.environ["BENCH_HORIZON_URL"],
+                  PI_NETWORK=os.environ.get("BENCH_PI_NETWORK", "Pi Testnet"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
