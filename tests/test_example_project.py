@@ -16,6 +16,9 @@ import requests
 
 from tests.helpers import free_port, running, wait_until_it_answers
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "example_project"))
+from demo.settings import DEMO_WALLET_ADDRESS
+
 pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = ROOT / "example_project" / "manage.py"
@@ -41,10 +44,12 @@ def example_site(tmp_path, migrated_db):
     db = tmp_path / "demo.sqlite3"
     shutil.copyfile(template_db, db)  # each test starts from the same fresh database
     fake_port, peerid_port, site_port = free_port(), free_port(), free_port()
+    horizon_port = free_port()
     env = {
         **os.environ,
         "PIAUTH_PI_API_URL": f"http://127.0.0.1:{fake_port}",
         "PIAUTH_PEERID_URL": f"http://127.0.0.1:{peerid_port}",
+        "PIAUTH_HORIZON_URL": f"http://127.0.0.1:{horizon_port}",
         "PIAUTH_DEMO_DB": str(db),
         "PYTHONUNBUFFERED": "1",
     }
@@ -55,7 +60,8 @@ def example_site(tmp_path, migrated_db):
     # As scripts/demo runs it: PeerID's consent page approves for alice at once, and every
     # request line is logged (the tests count the Pi Platform calls in it).
     fake = [sys.executable, "-m", "django_piauth.testing", "--port", str(fake_port),
-            "--peerid-port", str(peerid_port), "--peerid-auto-approve", "--verbose"]
+            "--peerid-port", str(peerid_port), "--peerid-auto-approve", "--verbose",
+            "--horizon-port", str(horizon_port), "--app-wallet", DEMO_WALLET_ADDRESS]
     site = [sys.executable, MANAGE, "runserver", "--noreload", f"127.0.0.1:{site_port}"]
     fake_log = tmp_path / "fakes.log"
     with (fake_log.open("w") as log,
@@ -63,6 +69,7 @@ def example_site(tmp_path, migrated_db):
           running(site, stdout=subprocess.PIPE, **started) as (site_process,)):
         wait_until_it_answers(f"http://127.0.0.1:{fake_port}/", fake_process)
         wait_until_it_answers(f"http://127.0.0.1:{peerid_port}/", fake_process)
+        wait_until_it_answers(f"http://127.0.0.1:{horizon_port}/fee_stats", fake_process)
         wait_until_it_answers(f"http://127.0.0.1:{site_port}/", site_process)
         yield SimpleNamespace(site=f"http://127.0.0.1:{site_port}",
                               fake=f"http://127.0.0.1:{fake_port}",
@@ -401,3 +408,40 @@ def test_the_page_shows_a_curl_that_works_as_pasted(example_site):
                             capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0, result.stderr
     assert isinstance(json.loads(result.stdout), list)
+
+
+
+def admin_session(example_site):
+    site, admin = example_site.site, requests.Session()
+    admin.get(f"{site}/admin/login/")
+    signed_in = admin.post(
+        f"{site}/admin/login/?next=/admin/",
+        data={"username": "admin", "password": example_site.password,
+              "csrfmiddlewaretoken": admin.cookies["csrftoken"], "next": "/admin/"},
+        headers={"Referer": f"{site}/admin/login/"})
+    assert signed_in.url.endswith("/admin/")
+    return admin
+
+
+def test_the_admin_pays_a_pioneer_a_reward_and_the_pioneer_sees_it(example_site):
+    site = example_site.site
+    browser, _token = pi_session(example_site, "carol")
+    admin = admin_session(example_site)
+    form = admin.get(f"{site}/rewards/pay/", timeout=5)
+    assert form.status_code == 200 and "carol" in form.text
+    pioneer_pk = re.search(r'<option value="(\d+)">carol</option>', form.text)[1]
+
+    paid = admin.post(f"{site}/rewards/pay/", data={
+        "pioneer": pioneer_pk, "amount": "0.5",
+        "csrfmiddlewaretoken": admin.cookies["csrftoken"]},
+        headers={"Referer": f"{site}/rewards/pay/"}, timeout=30)
+
+    assert paid.status_code == 200 and "Paid 0.5000000 Pi to carol" in paid.text, paid.text
+    page = browser.get(f"{site}/", timeout=5).text
+    assert re.search(r'<ul id="rewards">\s*<li>0.5000000 Pi \(completed\)', page), page
+    submissions = re.findall(r'"POST /transactions HTTP/1\.1" (\d{3})',
+                             example_site.fake_log.read_text())
+    assert submissions == ["200"]  # one transaction on the fake chain
+
+    signed_out = requests.get(f"{site}/rewards/pay/", timeout=5, allow_redirects=False)
+    assert signed_out.status_code == 302  # staff only

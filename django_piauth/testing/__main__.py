@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from .peerid import DEFAULT_PEERID_CLIENT_ID, DEFAULT_PEERID_CLIENT_SECRET, FakePeerID
 from .pi import DEFAULT_SERVER_API_KEY, ME_SHAPES, FakePiPlatform
@@ -63,11 +64,17 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds an access token lives (default: %(default)s)")
     peerid.add_argument("--peerid-auto-approve", action="store_true",
                         help="/permissions approves for the demo user without a form")
+    horizon = parser.add_argument_group("fake Horizon (payouts; needs stellar-sdk)")
+    horizon.add_argument("--horizon-port", type=int, default=0,
+                         help="the fake Horizon's port; 0 does not run it (default)")
+    horizon.add_argument("--app-wallet", default=None,
+                         help="the app wallet's address (G...): the public key of the site's "
+                              "PI_WALLET_SEED; it gets an account with 1,000,000 Pi")
     parser.add_argument("--verbose", action="store_true", help="print every request line")
     return parser
 
 
-def _listen(app: FakePiPlatform | FakePeerID, host: str, port: int,
+def _listen(app: Any, host: str, port: int,
             verbose: bool) -> LoopbackServer | None:
     try:
         return LoopbackServer(app, host, port, log_requests=verbose).start()
@@ -94,6 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--peerid-access-lifetime must be positive")
     if not args.peerid_client_secret:
         parser.error("--peerid-client-secret must not be empty")
+    if not 0 <= args.horizon_port <= 65535:
+        parser.error("--horizon-port is between 0 and 65535 (0: no fake Horizon)")
+    if args.horizon_port and not (isinstance(args.app_wallet, str) and len(args.app_wallet) == 56
+                                  and args.app_wallet.startswith("G")):
+        parser.error("--horizon-port needs --app-wallet, an account id (G..., 56 characters)")
 
     latency = args.latency_ms / 1000
     fake = FakePiPlatform(server_api_key=args.server_api_key, me_shape=args.me_shape,
@@ -106,6 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     mobile=args.peerid_mobile)
         if args.peerid_auto_approve:
             peerid.browser_user = demo_user
+    horizon = None
+    if args.horizon_port:
+        from .horizon import FakeHorizon
+
+        fake.app_wallet = args.app_wallet
+        horizon = FakeHorizon(fake.network, platform=fake, open_pioneer_accounts=True,
+                              latency=latency)
+        horizon.create_account(args.app_wallet, balance=1_000_000)
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -131,10 +151,22 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"  PeerID demo user: {args.peerid_user}  password: {args.peerid_password}"
               + (f"  mobile: {args.peerid_mobile}" if args.peerid_mobile else ""),
               flush=True)
+    horizon_server = None
+    if horizon is not None:
+        horizon_server = _listen(horizon, args.host, args.horizon_port, args.verbose)
+        if horizon_server is None:
+            server.stop()
+            if peerid_server is not None:
+                peerid_server.stop()
+            return 1
+        horizon.url = horizon_server.url
+        print(f"Fake Horizon listening on {horizon_server.url}", flush=True)
     try:
         while not stop.wait(0.5):
             pass
     finally:
+        if horizon_server is not None:
+            horizon_server.stop()
         if peerid_server is not None:
             peerid_server.stop()
         server.stop()

@@ -75,8 +75,11 @@ class FakeHorizon(FakeUpstreamBase):
     """
 
     def __init__(self, network_passphrase: str = "Pi Testnet", *, platform: Any = None,  # noqa: S107 - a network name
-                 base_fee: int = BASE_FEE, **kwargs: Any) -> None:
+                 base_fee: int = BASE_FEE, open_pioneer_accounts: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        #: The demo: a Pioneer's wallet the platform made has an (empty) account here.
+        self.open_pioneer_accounts = open_pioneer_accounts
         self.network_passphrase = network_passphrase
         self.platform = platform
         self.base_fee = base_fee
@@ -144,6 +147,9 @@ class FakeHorizon(FakeUpstreamBase):
     def _account(self, address: str) -> HandlerResult:
         with self._chain_lock:
             account = self._accounts.get(address)
+            if account is None and self.open_pioneer_accounts and self.platform is not None \
+                    and self.platform.has_wallet(address):
+                account = self._accounts[address] = _Account(sequence=0, balance=Decimal(0))
             if account is None:
                 return _not_found()
             return json_response(200, {

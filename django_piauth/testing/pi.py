@@ -236,6 +236,11 @@ class FakePiPlatform(FakeUpstreamBase):
         with self._lock:
             self._app_wallet = address
 
+    def has_wallet(self, address: str) -> bool:
+        """Whether ``address`` is the wallet of a Pioneer the fake knows."""
+        with self._lock:
+            return address in self._wallets.values()
+
     def wallet_of(self, uid: str) -> str:
         """The Pioneer's wallet address (made on first use)."""
         with self._lock:

@@ -19,6 +19,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent  # example_project/
 SECRET_KEY = "django-piauth-example-project-demo-only-not-a-secret"
 DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+# DEMO ONLY: the app wallet of the demo's payouts (scripts/demo gives the fake Horizon its
+# address, DEMO_WALLET_ADDRESS, with a balance). Published: it holds fake Pi only.
+DEMO_WALLET_SEED = "SC53SS4AONLDLANRLERFE4EYXPQJ33VIT7Z7LPNZHNJKFIPN3WIBXVSJ"
+DEMO_WALLET_ADDRESS = "GBW7QS2DSS7HSQOVEVNLSCCWDMEWQDLBFDLPQRO7ZPASUDYK3B53CKS4"
 # scripts/demo's PIAUTH_DEMO_PUBLIC_HOST: the name a browser on another machine uses.
 if os.environ.get("PIAUTH_DEMO_PUBLIC_HOST"):
     ALLOWED_HOSTS.append(os.environ["PIAUTH_DEMO_PUBLIC_HOST"])
@@ -99,6 +104,11 @@ PIAUTH = {
     "PI_SERVER_API_KEY": os.environ.get("PI_SERVER_API_KEY", "fake-server-api-key"),
     # What the shop sells and delivers (check before approval, deliver after completion).
     "PI_PAYMENT_HANDLER": "shop.payments.ShopPayments",
+    # DEMO ONLY: a published app wallet seed, for payouts to the fake Horizon. A real site
+    # reads its seed from the environment and never shows it.
+    "PI_WALLET_SEED": DEMO_WALLET_SEED,
+    "PI_NETWORK": "Pi Testnet",
+    "PI_HORIZON_URL": os.environ.get("PIAUTH_HORIZON_URL", "http://127.0.0.1:8767"),
     "PEERID_URL": os.environ.get("PIAUTH_PEERID_URL", "http://127.0.0.1:8766"),
     "PEERID_CLIENT_ID": 42,  # the fake PeerID's app (python -m django_piauth.testing)
     # DEMO ONLY: the client secret the fake PeerID accepts by default.

@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/purchases/", views.PurchaseList.as_view(), name="api-purchases"),
     path("api/peerid/operation/", views.PeerIDDemoOperation.as_view(),
          name="api-peerid-operation"),
+    path("rewards/pay/", views.PayReward.as_view(), name="pay-reward"),  # staff only
     path("auth/", include("django_piauth.urls")),
     path("admin/", admin.site.urls),
 ]

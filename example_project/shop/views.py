@@ -1,9 +1,14 @@
 import secrets
+from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import logout
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
+from django.views import View
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 from rest_framework import exceptions, generics
@@ -15,11 +20,14 @@ from django_piauth.conf import piauth_settings
 from django_piauth.drf import PI_UID_SESSION_KEY, ServiceUnavailable
 from django_piauth.exceptions import (
     InvalidToken,
+    PaymentError,
     PeerIDSessionEnded,
     UpstreamError,
     UpstreamUnavailable,
 )
-from django_piauth.models import Provider
+from django_piauth.models import PaymentDirection, Pioneer, PiPayment, Provider
+from django_piauth.payments import pay
+from django_piauth.payouts import PayoutError
 from django_piauth.peerid import peerid_operations
 
 from .forms import SavedItemForm
@@ -66,9 +74,12 @@ def home(request: HttpRequest) -> HttpResponse:
         pi_pioneers = user.pioneers.filter(provider=Provider.PI)
         pioneer = ((pi_pioneers.filter(uid=pi_uid).first() if pi_uid else None)
                    or pi_pioneers.order_by("-last_verified_at").first())
+    rewards = []
     if user.is_authenticated:
         items = list(user.saved_items.all()[:50])
         purchases = list(user.purchases.all()[:50])
+        rewards = list(PiPayment.objects.filter(
+            pioneer__user=user, direction=PaymentDirection.APP_TO_USER)[:50])
     pi_session = bool(credential is None and pioneer is not None and pioneer.uid == pi_uid)
     return render(
         request,
@@ -80,6 +91,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "form": form,
             "pi_session": pi_session,  # the shop: buying needs a pi-login session
             "purchases": PurchaseSerializer(purchases, many=True).data,
+            "rewards": rewards,  # payouts to this user's Pioneers
             "sticker": CATALOGUE["sticker"],
             "pi_api_url": piauth_settings.PI_API_URL,
             "peerid_url": piauth_settings.PEERID_URL,
@@ -171,3 +183,34 @@ class PurchaseList(generics.ListAPIView):
 
     def get_queryset(self):
         return self.request.user.purchases.all()
+
+
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+@method_decorator(staff_member_required, name="dispatch")
+class PayReward(View):
+    """Staff only: pay a Pioneer a reward from the app wallet (``payments.pay``), through
+    the fake Horizon. Each step of the payout commits on its own: never inside
+    ATOMIC_REQUESTS."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        pioneers = Pioneer.objects.filter(provider=Provider.PI).order_by("username")
+        return render(request, "shop/reward.html", {"pioneers": pioneers})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        pioneer = Pioneer.objects.filter(provider=Provider.PI,
+                                         pk=request.POST.get("pioneer")).first()
+        try:
+            amount = Decimal(request.POST.get("amount", ""))
+        except InvalidOperation:
+            amount = None
+        if pioneer is None or amount is None:
+            messages.error(request, "Choose a Pioneer and an amount.")
+            return redirect("pay-reward")
+        try:
+            payment = pay(pioneer, amount, "Demo reward")
+        except (ValueError, PayoutError, PaymentError, UpstreamUnavailable) as exc:
+            messages.error(request, f"The reward was not paid: {exc}")
+            return redirect("pay-reward")
+        messages.success(request, f"Paid {payment.amount} Pi to {pioneer.username} "
+                                  f"(transaction {payment.txid[:12]}…).")
+        return redirect("pay-reward")
