@@ -612,7 +612,11 @@ def test_app_to_user_payments_and_incomplete_server_payments(pi):
     approve = pi.key("POST", f"/v2/payments/{dto['identifier']}/approve")
     assert approve.status_code == 400
 
-    pi.key("POST", f"/v2/payments/{dto['identifier']}/complete", json={"txid": "tx"})
+    unpaid = pi.key("POST", f"/v2/payments/{dto['identifier']}/complete", json={"txid": "tx"})
+    assert (unpaid.status_code, unpaid.json()["error"]) == (400, "not_verified")  # no chain tx
+    txid = pi.fake.submit_transaction(dto["identifier"])  # the chain pays it
+    done = pi.key("POST", f"/v2/payments/{dto['identifier']}/complete", json={"txid": txid})
+    assert done.status_code == 200 and done.json()["status"]["developer_completed"] is True
     listing = pi.key("GET", "/v2/payments/incomplete_server_payments").json()
     assert listing == {"incomplete_server_payments": []}
 

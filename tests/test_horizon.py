@@ -9,8 +9,9 @@ import pytest
 import responses
 from stellar_sdk import Account, Asset, Keypair, TransactionBuilder
 
-from django_piauth.exceptions import UpstreamUnavailable
+from django_piauth.exceptions import PaymentError, UpstreamUnavailable
 from django_piauth.providers.horizon import HorizonClient, HorizonRejected
+from django_piauth.providers.pi import PiPlatformClient
 from django_piauth.testing import FakePiPlatform
 from django_piauth.testing.horizon import BASE_FEE, FakeHorizon
 from django_piauth.testing.responses_adapter import serve_with_responses
@@ -147,3 +148,29 @@ def test_when_horizon_cannot_say(chain, fault):
                  lambda: client.transaction("0" * 64)):
         with pytest.raises(UpstreamUnavailable):
             call()
+
+
+@pytest.mark.parametrize("wrong", ["amount", "memo", "destination"])
+def test_a_transaction_that_does_not_pay_the_payment_is_not_verified(chain, wrong):
+    horizon, platform, wallet, client, clock = chain
+    uid = platform.uid_for("alice")
+    platform.issue_token(username="alice")
+    pid = platform.create_app_payment(uid, "1.5", "A reward")
+    destination = platform.payment(pid)["to_address"]
+    horizon.create_account(destination, balance=0)
+    other = Keypair.random().public_key
+    horizon.create_account(other, balance=0)
+    xdr, tx_hash = signed(wallet, 41, other if wrong == "destination" else destination,
+                          amount="2" if wrong == "amount" else "1.5",
+                          memo="another-payment" if wrong == "memo" else pid, clock=clock)
+
+    client.submit(xdr, tx_hash)  # it lands: Horizon knows nothing of payments
+
+    assert platform.payment(pid)["transaction"] is None
+
+    pi = PiPlatformClient("https://pi.example", server_api_key=platform.server_api_key)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        serve_with_responses(platform, mocked, "https://pi.example")
+        with pytest.raises(PaymentError) as refused:
+            pi.complete_payment(pid, tx_hash)
+    assert refused.value.code == "not_verified"

@@ -709,6 +709,11 @@ class FakePiPlatform(FakeUpstreamBase):
         if payment.transaction is not None and not payment.transaction_verified:
             return _error(400, "not_verified", "The transaction is not verified yet.",
                           self._dto(payment))
+        if payment.direction == "app_to_user" and payment.transaction is None:
+            # A payout completes only with a transaction the platform saw on the chain
+            # paying this payment (FakeHorizon tells it: destination, amount and memo).
+            return _error(400, "not_verified", "No transaction on the chain pays this "
+                          "payment.", self._dto(payment))
         if payment.transaction is None:
             payment.transaction = self._transaction(txid)
             payment.transaction_verified = True
