@@ -454,8 +454,14 @@ def refresh(payment_id: Any, *, request: HttpRequest | None = None) -> PiPayment
     """Store what the platform says of a payment now (the admin's action). Writes
     nothing at the platform."""
     payment_id = checked_id(payment_id)
+    payment = stored(payment_id)
+    if payment is not None and payment.direction == PaymentDirection.APP_TO_USER:
+        # A payout's steps (its signed transaction) are the settle command's to resume.
+        raise PaymentForbidden("A payout is resumed by piauth_pi_payments_settle, not "
+                               "refreshed.", code="not_user_to_app")
     dto = _fetch(payment_id)
-    return record(stored(payment_id) or row_for(dto)[0], dto, request)
+    _check_caller(dto, None)
+    return record(payment or row_for(dto)[0], dto, request)
 
 
 # The settle command --------------------------------------------------------------------

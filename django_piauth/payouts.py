@@ -57,6 +57,8 @@ TX_TIMEOUT = 180
 TX_EXPIRY_MARGIN = 10
 #: Seconds ``pay`` waits for the wallet's lease while other payouts go first.
 LEASE_WAIT = 120.0
+#: Transactions one ``resume`` signs at most (a stale sequence number, then a fresh one).
+MAX_SIGNINGS = 3
 #: A Stellar text memo holds 28 bytes: Pi's payment identifiers fit.
 MAX_MEMO_BYTES = 28
 
@@ -138,10 +140,18 @@ def resume(payment: PiPayment) -> PiPayment:
         return payment
     if payment.status in (Status.CREATED, Status.SIGNED):
         with _WalletLease(payment.from_address) as lease:
+            signings = 0
             while payment.status in (Status.CREATED, Status.SIGNED):
                 lease.renew()
-                payment = (_sign(payment) if payment.status == Status.CREATED
-                           else _submit(payment))
+                if payment.status == Status.CREATED:
+                    if signings == MAX_SIGNINGS:  # a Horizon that refuses whatever we sign
+                        raise PayoutError(f"Pi payout {payment.identifier}: Horizon refused "
+                                          f"{signings} transactions in a row; left to the "
+                                          "settle command.")
+                    signings += 1
+                    payment = _sign(payment)
+                else:
+                    payment = _submit(payment)
     if payment.status == Status.SUBMITTED:
         payment = _complete(payment)
     return payment

@@ -226,3 +226,45 @@ def test_a_fault_on_any_call_is_a_clear_error_and_settle_pays_once(
         assert chain.balance(recipient) == Decimal(3)
     else:  # nothing was created at the platform: nothing to pay, nothing stored
         assert not PiPayment.objects.exists()
+
+
+def test_a_horizon_that_refuses_everything_stops_after_three_signings(fake_pi, chain,
+                                                                      monkeypatch):
+    from django_piauth.providers.horizon import HorizonClient
+
+    alice = pioneer(fake_pi, chain)
+    signed = []
+
+    def always_bad_seq(self, envelope_xdr, tx_hash):
+        signed.append(tx_hash)
+        raise payouts.HorizonRejected("tx_bad_seq")
+
+    monkeypatch.setattr(HorizonClient, "submit", always_bad_seq)
+    with pytest.raises(payouts.PayoutError, match="refused 3 transactions"):
+        pay(alice, Decimal(1), "A reward")
+    assert len(signed) == 3 and chain.transactions == []
+    assert PiPayment.objects.get().status == "created"  # for the settle command
+
+
+def test_the_admin_refresh_leaves_payouts_alone(fake_pi, chain):
+    from django_piauth.exceptions import PaymentForbidden
+    from django_piauth.payments import refresh
+
+    alice = pioneer(fake_pi, chain)
+    payment = pay(alice, Decimal(1), "A reward")
+    with pytest.raises(PaymentForbidden):
+        refresh(payment.identifier)
+    assert PiPayment.objects.get().txid == payment.txid
+
+
+def test_settle_without_stellar_sdk_is_a_command_error(fake_pi, chain, monkeypatch):
+    import sys
+
+    from django.core.management.base import CommandError
+
+    from django_piauth.conf import piauth_settings
+
+    monkeypatch.setitem(sys.modules, "stellar_sdk", None)
+    piauth_settings.reload()  # the wallet is built again, without the SDK
+    with pytest.raises(CommandError, match=r"django-piauth\[payouts\]"):
+        call_command("piauth_pi_payments_settle")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...conf import piauth_settings
 from ...payments import settle
@@ -31,7 +32,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         actions = settle(age=options["age"])
         if piauth_settings.PI_WALLET_SEED:  # payouts are in use
-            actions += settle_payouts()
+            try:
+                actions += settle_payouts()
+            except ImproperlyConfigured as exc:  # no stellar-sdk, or a bad seed (unquoted)
+                raise CommandError(str(exc)) from None
         for line in actions:
             self.stdout.write(line)
         self.stdout.write(f"{len(actions)} payment(s) looked at." if actions
