@@ -56,6 +56,16 @@ def signed(wallet, sequence, destination, amount="1.5", memo="pay-1", *,
     return envelope.to_xdr(), envelope.hash_hex()
 
 
+def payout_to_alice(horizon, platform):
+    """A payout of 1.5 Pi created at the platform, its recipient's account on the chain:
+    (its id, the recipient's address)."""
+    platform.issue_token(username="alice")
+    pid = platform.create_app_payment(platform.uid_for("alice"), "1.5", "A reward")
+    destination = platform.payment(pid)["to_address"]
+    horizon.create_account(destination, balance=0)
+    return pid, destination
+
+
 def test_account_and_fee(chain):
     _horizon, _platform, wallet, client, _clock = chain
     account = client.account(wallet.public_key)
@@ -68,11 +78,7 @@ def test_account_and_fee(chain):
 
 def test_a_payout_lands_once_and_the_platform_sees_it(chain):
     horizon, platform, wallet, client, clock = chain
-    uid = platform.uid_for("alice")
-    platform.issue_token(username="alice")
-    pid = platform.create_app_payment(uid, "1.5", "A reward")
-    destination = platform.payment(pid)["to_address"]
-    horizon.create_account(destination, balance=0)
+    pid, destination = payout_to_alice(horizon, platform)
     xdr, tx_hash = signed(wallet, 41, destination, memo=pid, clock=clock)
 
     landed = client.submit(xdr, tx_hash)
@@ -153,11 +159,7 @@ def test_when_horizon_cannot_say(chain, fault):
 @pytest.mark.parametrize("wrong", ["amount", "memo", "destination"])
 def test_a_transaction_that_does_not_pay_the_payment_is_not_verified(chain, wrong):
     horizon, platform, wallet, client, clock = chain
-    uid = platform.uid_for("alice")
-    platform.issue_token(username="alice")
-    pid = platform.create_app_payment(uid, "1.5", "A reward")
-    destination = platform.payment(pid)["to_address"]
-    horizon.create_account(destination, balance=0)
+    pid, destination = payout_to_alice(horizon, platform)
     other = Keypair.random().public_key
     horizon.create_account(other, balance=0)
     xdr, tx_hash = signed(wallet, 41, other if wrong == "destination" else destination,
