@@ -3,9 +3,10 @@ calls upstream, with no database lock held while upstream answers.
 
 A claim is a short committed write on the row: ``<prefix>_by`` (a random id of the
 holder) and ``<prefix>_until``. Its holder calls upstream, then records the outcome
-only if the claim still holds, releasing it in the same write. A claim lasts the
-whole-call deadline (``piauth_settings.deadline``) plus :data:`CLAIM_MARGIN`, so one
-left by a crashed process is taken over once it has expired.
+only if the claim still holds, releasing it in the same write. A claim lasts as many
+whole-call deadlines (``piauth_settings.deadline``) as the upstream calls it covers, plus
+:data:`CLAIM_MARGIN`, so one left by a crashed process is taken over once it has expired
+and a live holder never loses it midway.
 The clocks of the processes sharing the database must agree within the margin.
 
 Used for the PeerID refresh (:mod:`.refresh_claim`); the steps of a Pi payment
@@ -40,10 +41,17 @@ def default_lifetime() -> float:
 class RowClaims:
     """The claims kept in ``model``'s ``<prefix>_by`` and ``<prefix>_until`` fields."""
 
-    def __init__(self, model: type[Model], prefix: str) -> None:
+    def __init__(self, model: type[Model], prefix: str, *, calls: int = 1) -> None:
+        """``calls``: how many upstream calls one claim covers (each may take the whole
+        deadline), so a claim never expires while its holder is still within them."""
         self.model = model
+        self.calls = calls
         self.by_field = f"{prefix}_by"
         self.until_field = f"{prefix}_until"
+
+    def lifetime(self) -> float:
+        """Seconds a claim holds: ``calls`` whole-call deadlines plus the margin."""
+        return self.calls * piauth_settings.deadline + CLAIM_MARGIN
 
     @property
     def released(self) -> dict[str, Any]:
@@ -58,14 +66,14 @@ class RowClaims:
     def try_claim(self, pk: Any, holder: str, **conditions: Any) -> bool:
         """Claim the row if nobody holds it (or its claim expired) and it matches the
         lookups in ``conditions`` (e.g. ``status="approved"``)."""
-        until = timezone.now() + timedelta(seconds=default_lifetime())
+        until = timezone.now() + timedelta(seconds=self.lifetime())
         claimed = self.model._default_manager.filter(self.free(), pk=pk, **conditions).update(
             **{self.by_field: holder, self.until_field: until})
         return claimed == 1
 
     def renew(self, pk: Any, holder: str) -> bool:
         """Extend ``holder``'s claim by a lifetime from now; False if it was lost."""
-        until = timezone.now() + timedelta(seconds=default_lifetime())
+        until = timezone.now() + timedelta(seconds=self.lifetime())
         return self.held_by(pk, holder).update(**{self.until_field: until}) == 1
 
     def held_by(self, pk: Any, holder: str) -> QuerySet[Any]:

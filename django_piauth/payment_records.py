@@ -27,8 +27,9 @@ from .signals import payment_approved, payment_cancelled, payment_completed
 
 logger = logging.getLogger("django_piauth")
 
-#: The claim on a payment's next platform call.
-step_claims = RowClaims(PiPayment, "step_claimed")
+#: The claim on a payment's next step: a fetch, then a write, then (a lost answer, or a
+#: refused payment's cancellation) one more call.
+step_claims = RowClaims(PiPayment, "step_claimed", calls=3)
 
 FINISHED = (Status.COMPLETED, Status.CANCELLED)
 

@@ -62,7 +62,9 @@ MAX_SIGNINGS = 3
 #: A Stellar text memo holds 28 bytes: Pi's payment identifiers fit.
 MAX_MEMO_BYTES = 28
 
-_leases = RowClaims(PayoutWallet, "lease")
+#: Renewed before each step; a step makes at most four Horizon calls (``_submit``: look
+#: the transaction up, the recipient, submit, look it up again after a refusal).
+_leases = RowClaims(PayoutWallet, "lease", calls=4)
 _UNFINISHED = (Status.CREATED, Status.SIGNED, Status.SUBMITTED)
 
 

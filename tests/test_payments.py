@@ -594,3 +594,24 @@ def test_payments_without_a_server_api_key_are_503_and_logged(client, fake_pi, a
     assert response.status_code == 503 and response["Retry-After"] == "5"
     assert "PI_SERVER_API_KEY" in caplog.text
     assert calls(fake_pi, pid) == no_calls() and not PiPayment.objects.exists()
+
+
+def test_a_step_claim_outlives_the_three_calls_it_covers(client, fake_pi, alice, settings):
+    """A fetch, a write and a lost answer's fetch may each take the whole deadline: the
+    claim must not expire (and be taken over: a second write) in between."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_piauth.claims import CLAIM_MARGIN
+    from django_piauth.conf import piauth_settings
+    from django_piauth.payment_records import step_claims
+
+    pid = fake_pi.create_user_payment(alice.uid, 1, "A hat")
+    assert post(client, "approve", alice, pid).status_code == 200
+    payment = PiPayment.objects.get()
+    before = timezone.now()
+    assert step_claims.try_claim(payment.pk, "holder")
+    payment.refresh_from_db()
+    covered = payment.step_claimed_until - before
+    assert covered >= timedelta(seconds=3 * piauth_settings.deadline + CLAIM_MARGIN - 1)
