@@ -122,18 +122,21 @@ def incomplete_payment_id(data: Any) -> str:
 
 # Who may act ---------------------------------------------------------------------------
 
-def _check_caller(dto: PaymentDTO, uid: str | None) -> None:
-    if uid is not None and dto.user_uid != uid:
+def _check_party(user_uid: str, direction: str, uid: str | None) -> None:
+    """The caller (``uid``; None: nobody to check) may act on a user-to-app payment of
+    ``user_uid``'s."""
+    if uid is not None and user_uid != uid:
         raise PaymentForbidden("This payment is another Pioneer's.", code="not_yours")
-    if dto.direction != PaymentDirection.USER_TO_APP:
+    if direction != PaymentDirection.USER_TO_APP:
         raise PaymentForbidden("This is an app-to-user payment.", code="not_user_to_app")
+
+
+def _check_caller(dto: PaymentDTO, uid: str | None) -> None:
+    _check_party(dto.user_uid, dto.direction, uid)
 
 
 def _check_owner(payment: PiPayment, uid: str | None) -> None:
-    if uid is not None and payment.pioneer.uid != uid:
-        raise PaymentForbidden("This payment is another Pioneer's.", code="not_yours")
-    if payment.direction != PaymentDirection.USER_TO_APP:
-        raise PaymentForbidden("This is an app-to-user payment.", code="not_user_to_app")
+    _check_party(payment.pioneer.uid, payment.direction, uid)
 
 
 # Platform calls ------------------------------------------------------------------------
