@@ -5,6 +5,7 @@ recipient. Counted in chain transactions, platform calls and rows."""
 from __future__ import annotations
 
 import io
+import logging
 from datetime import timedelta
 from decimal import Decimal
 
@@ -162,10 +163,24 @@ def test_amounts_are_decimals_of_seven_places(fake_pi, chain):
     assert fake_pi.call_count("/v2/payments", "POST") == 0
 
 
-def test_the_seed_is_nowhere(fake_pi, chain, caplog):
+def test_the_seed_is_nowhere(fake_pi, chain, caplog, monkeypatch):
     alice = pioneer(fake_pi, chain)
-    payment = pay(alice, Decimal(1), "A reward")
-    out = settle()
+    original = payouts._submit
+    calls = []
+
+    def expire_once(payment):  # an expired signature too: every log line of a payout
+        if not calls:
+            calls.append(payment.txid)
+            PiPayment.objects.filter(pk=payment.pk).update(
+                tx_valid_until=timezone.now() - timedelta(minutes=10))
+            payment.refresh_from_db()
+        return original(payment)
+
+    monkeypatch.setattr(payouts, "_submit", expire_once)
+    with caplog.at_level(logging.DEBUG):
+        payment = pay(alice, Decimal(1), "A reward")
+        out = settle()
+    assert "signing it anew" in caplog.text  # the logs were captured
     dumped = io.StringIO()
     call_command("dumpdata", "django_piauth", stdout=dumped)
     for text in (caplog.text, out, dumped.getvalue(), repr(payment), str(payment)):
