@@ -73,3 +73,13 @@ def two_servers(live_fake_pi):
         for url, server in zip(urls, servers, strict=True):
             wait_until_it_answers(f"{url}/api/whoami/", server)
         yield urls
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print how many browser steps, schema cases and property examples ran (tests/counts.py)."""
+    from tests.counts import totals
+
+    if totals:
+        terminalreporter.section("what ran")
+        for kind, n in sorted(totals.items()):
+            terminalreporter.write_line(f"{kind}: {n}")
