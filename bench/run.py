@@ -9,9 +9,7 @@ stopped on exit, on Ctrl-C and on SIGTERM.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
-import json
 import os
 import shlex
 import shutil
@@ -22,208 +20,29 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-LUA = ROOT / "bench" / "wrk" / "bench.lua"
-HOST = "127.0.0.1"
-
-
-# Processes ------------------------------------------------------------------------------
-
-class Processes:
-    """Children in their own process groups, stopped (group and all) by :meth:`stop_all`."""
-
-    def __init__(self, logdir: Path) -> None:
-        self.logdir = logdir
-        self._started: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 (kept by the child)
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self._started.append((name, proc))
-        return proc
-
-    def check(self) -> None:
-        for name, proc in self._started:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}; see "
-                                   f"{self.logdir / (name + '.log')}")
-
-    def stop_all(self) -> None:
-        for _name, proc in reversed(self._started):
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for _name, proc in reversed(self._started):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        self._started.clear()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(what: str, ready, processes: Processes, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        processes.check()
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            if ready():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not start in {timeout:g}s")
-
-
-# HTTP -----------------------------------------------------------------------------------
-
-def http_json(port: int, method: str, path: str, payload: Any = None,
-              headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        body = json.dumps(payload).encode() if payload is not None else None
-        all_headers = {"Connection": "close", **(headers or {})}
-        if body is not None:
-            all_headers["Content-Type"] = "application/json"
-        conn.request(method, path, body=body, headers=all_headers)
-        response = conn.getresponse()
-        data = response.read()
-        try:
-            return response.status, json.loads(data) if data else None
-        except ValueError:
-            return response.status, data
-    finally:
-        conn.close()
-
-
-class Upstream:
-    """The fake Pi Platform process (``bench/fake.py``) and its control routes."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"http://{HOST}:{port}"
-
-    def me_calls(self) -> tuple[int, int]:
-        """``/v2/me`` calls so far, and how many distinct tokens they were about."""
-        _status, body = http_json(self.port, "GET", "/_bench/stats")
-        return int(body["calls"].get("/v2/me", 0)), int(body["me_tokens"])
-
-    def set_latency(self, ms: float) -> None:
-        http_json(self.port, "POST", "/_bench/latency", {"ms": ms})
-
-    def tokens(self, usernames: list[str]) -> list[str]:
-        _status, body = http_json(self.port, "POST", "/_bench/tokens", {"usernames": usernames})
-        return list(body["tokens"])
-
-
-# wrk ------------------------------------------------------------------------------------
-
-@dataclass
-class Load:
-    requests: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    errors: dict[str, int]
-    tokens_sent: int = 0
-    exhausted: int = 0
-    upstream_calls: int = 0
-    upstream_tokens: int = 0
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    @property
-    def failed(self) -> int:
-        return sum(self.errors.values())
-
-
-def run_wrk(args: argparse.Namespace, url: str, *, seconds: float, threads: int,
-            connections: int, header: str | None = None,
-            tokens_file: Path | None = None) -> Load:
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s",
-            "-s", str(LUA)]
-    if header:
-        argv += ["-H", header]
-    argv.append(url)
-    env = clean_env()
-    if tokens_file is not None:
-        env.update(BENCH_TOKENS=str(tokens_file), BENCH_THREADS=str(threads))
-    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60,
-                         check=False)
-    for line in out.stdout.splitlines():
-        if line.startswith("BENCH_RESULT "):
-            data = json.loads(line.removeprefix("BENCH_RESULT "))
-            return Load(requests=data["requests"], seconds=data["duration_us"] / 1e6,
-                        p50_ms=data["p50_us"] / 1000, p99_ms=data["p99_us"] / 1000,
-                        errors=data["errors"], tokens_sent=data["tokens_sent"],
-                        exhausted=data["threads_exhausted"])
-    raise RuntimeError(f"wrk gave no result: {out.stdout}\n{out.stderr}")
-
-
-# Environment ------------------------------------------------------------------------------
-
-def clean_env() -> dict[str, str]:
-    """Our environment without proxies: every request here goes to 127.0.0.1 directly."""
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
-
-
-@dataclass
-class Server:
-    name: str
-    port: int
-    description: str
-    processes: int = 1
-
-    def url(self, path: str) -> str:
-        return f"http://{HOST}:{self.port}{path}"
-
-
-@dataclass
-class Row:
-    label: str
-    server: Server
-    path: str
-    header: str | None
-    loads: list[Load] = field(default_factory=list)
-
-    def median(self) -> Load:
-        ordered = sorted(self.loads, key=lambda load: load.rps)
-        return ordered[len(ordered) // 2]
-
-    def calls_per_request(self) -> float:
-        requests = sum(load.requests for load in self.loads)
-        return sum(load.upstream_calls for load in self.loads) / requests if requests else 0.0
-
-
-def settle(seconds: float = 0.3) -> None:
-    """Let requests still in the servers' queues finish (they may still call upstream)."""
-    time.sleep(seconds)
-
-
-def measure(args: argparse.Namespace, upstream: Upstream, row: Row, **kwargs: Any) -> Load:
-    calls, tokens = upstream.me_calls()
-    load = run_wrk(args, row.server.url(row.path), header=row.header, **kwargs)
-    settle()
-    calls_after, tokens_after = upstream.me_calls()
-    load.upstream_calls, load.upstream_tokens = calls_after - calls, tokens_after - tokens
-    return load
-
+from bench.harness import (
+    HOST,
+    ROOT,
+    Processes,
+    Row,
+    Server,
+    Upstream,
+    clean_env,
+    fmt_ratio,
+    free_port,
+    http_json,
+    measure,
+    median,
+    median_load,
+    run_wrk,
+    settle,
+    wait_until,
+)
+from bench.signins import SignIns, print_signins_table, run_signins, signin_targets
 
 # Stampede ----------------------------------------------------------------------------------
 
@@ -257,8 +76,9 @@ def stampede(port: int, token: str, n: int) -> list[int | str]:
 
 # The run ------------------------------------------------------------------------------------
 
-def fmt_ratio(value: float) -> str:
-    return f"{value:.2f}x"
+
+
+SECTIONS = ("hot", "cold", "signins", "stampede")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,9 +94,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="upstream latencies in ms, comma-separated")
     parser.add_argument("--cold-latency", type=float, default=20.0, help="ms, cold rows")
     parser.add_argument("--stampede", type=int, default=50, help="simultaneous requests")
+    parser.add_argument("--signin-connections", type=int, default=16,
+                        help="wrk -c of the sign-in rows")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"tables to run, comma-separated (default: {','.join(SECTIONS)})")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (logs, database)")
     args = parser.parse_args(argv)
+    args.sections = {name.strip() for name in args.sections.split(",") if name.strip()}
+    if args.sections - set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(args.sections - set(SECTIONS)))}")
     if "BENCH_COMMAND" not in os.environ:
         print("$ " + shlex.join([sys.executable, *sys.argv]), flush=True)
     for tool in ("wrk", "redis-server"):
@@ -349,14 +176,14 @@ def start_services(args: argparse.Namespace, tmp: Path, processes: Processes,
     servers: dict[str, Server] = {}
     for name, cache, worker_class, workers, threads, description in specs:
         port = free_port()
-        processes.start(f"gunicorn-{name}", [
+        proc = processes.start(f"gunicorn-{name}", [
             py, "-m", "gunicorn", "bench.project.wsgi:application",
             "--bind", f"{HOST}:{port}", "--workers", str(workers),
             "--worker-class", worker_class, "--threads", str(threads),
             "--backlog", "2048", "--timeout", "60", "--graceful-timeout", "3",
             "--worker-tmp-dir", "/dev/shm", "--log-level", "warning",
         ], {**django_env, "BENCH_PIAUTH_CACHE": cache})
-        servers[name] = Server(name, port, description, workers)
+        servers[name] = Server(name, port, description, workers, pid=proc.pid)
     for server in servers.values():
         wait_until(f"gunicorn {server.name}",
                    lambda s=server: http_json(s.port, "GET", "/floor")[0] == 200, processes)
@@ -378,7 +205,7 @@ def run(args: argparse.Namespace, tmp: Path, processes: Processes) -> int:
 
     # Hot rows ---------------------------------------------------------------------------
     all_rows: dict[float, list[Row]] = {}
-    for latency in latencies:
+    for latency in latencies if "hot" in args.sections else []:
         upstream.set_latency(latency)
         rows = [
             Row("no authentication (floor)", loc, "/floor", None),
@@ -401,13 +228,23 @@ def run(args: argparse.Namespace, tmp: Path, processes: Processes) -> int:
         print_hot_table(latency, rows, args)
 
     # Cold rows ---------------------------------------------------------------------------
-    upstream.set_latency(args.cold_latency)
-    cold = run_cold(args, tmp, upstream, {"locmem": loc, "Redis": red}, pi_token)
-    print_cold_table(args, cold)
+    cold = None
+    if "cold" in args.sections:
+        upstream.set_latency(args.cold_latency)
+        cold = run_cold(args, tmp, upstream, {"locmem": loc, "Redis": red}, pi_token)
+        print_cold_table(args, cold)
+
+    # Sign-ins (bench/signins.py) ------------------------------------------------------------
+    signins = []
+    if "signins" in args.sections:
+        signins = run_signins(args, tmp, upstream, {"locmem": loc, "Redis": red}, latencies)
+        for result in signins:
+            print_signins_table(args, result)
 
     # Stampede ----------------------------------------------------------------------------
     stampedes: list[tuple[Server, int, list[int | str]]] = []
-    for name in ("locmem", "redis", "locmem-threads", "redis-threads"):
+    for name in ("locmem", "redis", "locmem-threads", "redis-threads") \
+            if "stampede" in args.sections else ():
         server = servers[name]
         (token,) = upstream.tokens([f"bench-stampede-{name}"])
         before, _ = upstream.me_calls()
@@ -419,7 +256,7 @@ def run(args: argparse.Namespace, tmp: Path, processes: Processes) -> int:
         if any(status != 200 for status in statuses):
             show_log_tail(tmp / f"gunicorn-{server.name}.log")
 
-    ok = print_targets(args, all_rows, cold, stampedes)
+    ok = print_targets(args, all_rows, cold, signins, stampedes)
     print(f"\ntotal time {time.monotonic() - started:.0f}s")
     return 0 if ok else 1
 
@@ -483,9 +320,6 @@ def run_cold(args: argparse.Namespace, tmp: Path, upstream: Upstream,
     return cold
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
 
 
 # Output ------------------------------------------------------------------------------------
@@ -545,10 +379,6 @@ def print_cold_table(args: argparse.Namespace, cold: Cold) -> None:
     print(flush=True)
 
 
-def median_load(row: Row) -> Load:
-    """The run with the median p50."""
-    ordered = sorted(row.loads, key=lambda load: load.p50_ms)
-    return ordered[len(ordered) // 2]
 
 
 def print_stampede_table(args: argparse.Namespace,
@@ -567,7 +397,7 @@ def print_stampede_table(args: argparse.Namespace,
 
 
 def print_targets(args: argparse.Namespace, all_rows: dict[float, list[Row]],
-                  cold: Cold,
+                  cold: Cold | None, signins: list[SignIns],
                   stampedes: list[tuple[Server, int, list[int | str]]]) -> bool:
     results: list[tuple[str, str, bool]] = []
 
@@ -594,14 +424,14 @@ def print_targets(args: argparse.Namespace, all_rows: dict[float, list[Row]],
             results.append((f"{label} / TokenAuthentication, {latency:g} ms", wanted, met))
             print(f"| {label} / TokenAuthentication, upstream {latency:g} ms "
                   f"| {fmt_ratio(value)} ({rounds}) | {wanted} | {'yes' if met else 'NO'} |")
-    slow = max(all_rows)
-    for label in (pi_loc, pi_red):
+    for label in (pi_loc, pi_red) if all_rows else ():
+        slow = max(all_rows)
         value, rounds = ratio(slow, label, oidc)
         met = value >= 20
         results.append((f"{label} / mozilla-django-oidc, {slow:g} ms", ">= 20x", met))
         print(f"| {label} / mozilla-django-oidc, upstream {slow:g} ms "
               f"| {fmt_ratio(value)} ({rounds}) | >= 20x | {'yes' if met else 'NO'} |")
-    for name, row in cold.endpoints.items():
+    for name, row in cold.endpoints.items() if cold is not None else ():
         # Every answered request was a verified new token (no failures), and upstream saw
         # each token in exactly one call.
         calls = sum(run.upstream_calls for run in row.loads)
@@ -631,6 +461,9 @@ def print_targets(args: argparse.Namespace, all_rows: dict[float, list[Row]],
         print(f"| stampede, {server.description} | {calls} call(s) | {target} "
               f"| {'yes' if met else 'NO'} |")
         results.append((f"stampede {server.name}", target, met))
+    for what, measured, target, met in signin_targets(signins):
+        print(f"| {what} | {measured} | {target} | {'yes' if met else 'NO'} |")
+        results.append((what, target, met))
     missed = [name for name, _target, met in results if not met]
     print(f"\n{len(results) - len(missed)} of {len(results)} targets met"
           + (f"; missed: {'; '.join(missed)}" if missed else ""))
