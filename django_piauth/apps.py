@@ -1,3 +1,5 @@
+from importlib.util import find_spec
+
 from django.apps import AppConfig
 
 
@@ -12,3 +14,6 @@ class PiAuthConfig(AppConfig):
 
         receivers.connect()
         from . import checks_payments, checks_safe  # noqa: F401  (SAFE, payment checks)
+
+        if find_spec("drf_spectacular") is not None:  # the openapi extra is installed
+            from . import openapi  # noqa: F401  (drf-spectacular finds its extensions)
