@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",  # /api/schema/: the API's OpenAPI schema
     "django_piauth",
     "shop",
 ]
@@ -94,6 +95,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",  # the page's session
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # django_piauth's extensions (django_piauth.openapi) describe its authentication
+    # classes (PiBearer, PeerIDSession, PiSession) and its payment endpoints.
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-piauth example shop",
+    "DESCRIPTION": "The example project's API: saved items, purchases, a PeerID demo "
+                   "operation, and django-piauth's Pi payment callbacks.",
+    "VERSION": "1.0",
+    "SERVE_INCLUDE_SCHEMA": False,  # /api/schema/ does not describe itself
 }
 
 PIAUTH = {

@@ -11,6 +11,8 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,6 +28,7 @@ from django_piauth.exceptions import (
     UpstreamUnavailable,
 )
 from django_piauth.models import PaymentDirection, Pioneer, PiPayment, Provider
+from django_piauth.openapi import authentication_responses, error_serializer, response_headers
 from django_piauth.payments import pay
 from django_piauth.payouts import PayoutError
 from django_piauth.peerid import peerid_operations
@@ -108,6 +111,32 @@ DEMO_OPERATIONS = [{
 }]
 
 
+#: What the API views may answer besides their own results (the schema at /api/schema/):
+#: 401 with WWW-Authenticate, 403, 503 with Retry-After from the authentication classes,
+#: 400 for a body DRF cannot parse, 415 for a media type it has no parser for.
+API_ERRORS = {
+    **authentication_responses(),
+    400: OpenApiResponse(OpenApiTypes.OBJECT, description="A body that cannot be parsed, "
+                                                          "or fields that are not valid "
+                                                          "(one list of messages each)."),
+    415: OpenApiResponse(error_serializer(), description="A body of a media type the "
+                                                         "view does not read."),
+}
+
+
+@extend_schema(
+    request={"application/json": {"type": "object", "properties": {
+        "simulate_401": {"type": "boolean", "description": "DEMO ONLY: make PeerID "
+                                                          "answer 401 first."}}}},
+    responses={
+        200: OpenApiResponse(OpenApiTypes.OBJECT, description="PeerID's answer (`result`), "
+                             "whether the tokens were refreshed, and their expiry and scope."),
+        **API_ERRORS,
+        502: OpenApiResponse(error_serializer(), description="PeerID refused the operation "
+                                                             "or the refreshed token."),
+    },
+    parameters=response_headers(),
+)
 class PeerIDDemoOperation(APIView):
     """``POST``: a demo operation with the PeerID session's token (``peerid_operations``).
 
@@ -156,6 +185,13 @@ class PeerIDDemoOperation(APIView):
         })
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: SavedItemSerializer(many=True),
+                                 **authentication_responses()},
+                      parameters=response_headers()),
+    post=extend_schema(responses={201: SavedItemSerializer, **API_ERRORS},
+                       parameters=response_headers()),
+)
 class SavedItemList(generics.ListCreateAPIView):
     """``GET``: the caller's saved items. ``POST {"name": ...}``: save one.
 
@@ -173,6 +209,8 @@ class SavedItemList(generics.ListCreateAPIView):
         serializer.save(owner=self.request.user)
 
 
+@extend_schema(responses={200: PurchaseSerializer(many=True), **authentication_responses()},
+               parameters=response_headers())
 class PurchaseList(generics.ListAPIView):
     """``GET``: what the caller bought with Pi, newest first (``shop.payments`` makes the
     rows). Authenticated as ``SavedItemList``: a Pi access token as a Bearer, or the
