@@ -165,8 +165,8 @@ def error_serializer() -> serializers.Serializer[Any]:
 
 @cache
 def _step_body(name: str) -> serializers.Serializer[Any]:
-    """The body of a step: ``PiPaymentStep`` (approve, cancel: any object, not read),
-    ``PiPaymentCompletion`` or ``PiIncompletePayment``."""
+    """The body of a step that reads one: ``PiPaymentCompletion`` or
+    ``PiIncompletePayment``."""
     fields: dict[str, serializers.Field[Any, Any, Any, Any]] = {}
     if name == "PiPaymentCompletion":
         fields["txid"] = serializers.CharField(
@@ -237,7 +237,7 @@ def payment_responses() -> dict[int, OpenApiResponse]:
     }
 
 
-def _body(body: serializers.Serializer[Any]) -> dict[str, Any]:
+def _body(body: serializers.Serializer[Any] | dict[str, Any]) -> dict[str, Any]:
     return {"application/json": body, "application/x-www-form-urlencoded": body,
             "multipart/form-data": body}
 
@@ -245,7 +245,8 @@ def _body(body: serializers.Serializer[Any]) -> dict[str, Any]:
 def _step_schema(view: type[APIView]) -> dict[str, Any]:
     from .payment_views import ApproveView, CancelView, CompleteView, IncompleteView
 
-    body = _step_body("PiPaymentStep")
+    body: serializers.Serializer[Any] | dict[str, Any] = {
+        "type": "object", "description": "Not read: any JSON object or form, or none."}
     summary = (view.__doc__ or "").strip().split("\n")[0]
     if issubclass(view, CompleteView):
         summary = "Complete a payment (onReadyForServerCompletion)"
