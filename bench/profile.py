@@ -142,8 +142,18 @@ def profile(args: argparse.Namespace, tmp: Path, redis_url: str | None) -> int:
                          for _ in range(args.n // 10 * 4 + 10)])
             timed(f"cold-{alias}", lambda tokens=cold: pi_auth.authenticate(
                 request(f"Bearer {next(tokens)}")), args.n // 10)
+            # Tokens of people never seen: each call creates a User and its Pioneer.
+            new = iter([fake.issue_token(username=f"new-{alias}-{i}")
+                        for i in range(args.n // 10 * 4 + 10)])
+            timed(f"new-{alias}", lambda tokens=new: pi_auth.authenticate(
+                request(f"Bearer {next(tokens)}")), args.n // 10)
             if profiled is not None and args.cprofile.endswith(alias):
-                number = args.n // 10 if args.cprofile.startswith("cold") else args.n
+                if args.cprofile.startswith("new"):
+                    new = iter([fake.issue_token(username=f"profiled-{alias}-{i}")
+                                for i in range(args.n // 10 + 10)])
+                    profiled = (lambda tokens=new: pi_auth.authenticate(  # noqa: E731
+                        request(f"Bearer {next(tokens)}")))
+                number = args.n if args.cprofile.startswith("hot") else args.n // 10
                 profiler = cProfile.Profile()
                 profiler.enable()
                 for _ in range(number):

@@ -31,6 +31,7 @@ from .linked import linked_pioneer, linked_user
 from .providers.peerid import PeerIDIdentity, PeerIDTokens, get_peerid_client
 from .providers.pi import PiIdentity
 from .signals import pioneer_authenticated, pioneer_created
+from .usernames import free_username
 from .verification import (
     averify_pi_token,
     averify_pi_token_again,
@@ -51,9 +52,8 @@ logger = logging.getLogger("django_piauth")
 #: How often a new Pioneer is retried when its chosen username was taken meanwhile.
 _USERNAME_ATTEMPTS = 8
 
-#: Set while a new Pioneer is retried: its username then gets a random suffix, so that
-#: many concurrent new Pioneers with one name do not keep picking the same next one.
-_retrying_username: ContextVar[bool] = ContextVar("piauth_retrying_username", default=False)
+#: The username chosen for the new Pioneer being created, before its transaction began.
+_chosen_username: ContextVar[str | None] = ContextVar("piauth_chosen_username", default=None)
 
 
 def _stored_username(identity: Any) -> str:
@@ -116,30 +116,25 @@ class LinkedAccountBackend(BaseBackend):
     # Linking ------------------------------------------------------------------------
 
     def _free_username(self, identity: Any) -> str:
+        """The username chosen for the Pioneer being created (see ``_create_pioneer``), or
+        one found now for a ``create_user`` called on its own."""
+        chosen = _chosen_username.get()
+        return chosen if chosen is not None else self._choose_username(identity)
+
+    def _choose_username(self, identity: Any, *, retrying: bool = False) -> str:
+        """A free username for ``identity``; on a retry (the chosen one was taken
+        meanwhile) a random suffix, so that many concurrent new Pioneers with one name do
+        not keep picking the same next one."""
         user_model = get_user_model()
         field_name = user_model.USERNAME_FIELD
         # USERNAME_FIELD names a field of the user model, never a reverse relation.
         username_field = cast("Field[Any, Any]", user_model._meta.get_field(field_name))
         max_length = username_field.max_length or 150
         base = self.username_for(identity)[:max_length]
-        taken = {
-            name.lower()
-            for name in user_model._default_manager.filter(
-                **{f"{field_name}__istartswith": base}
-            ).values_list(field_name, flat=True)
-        }
-        if _retrying_username.get():
+        if retrying:
             ending = f"-{secrets.token_hex(3)}"
             return base[: max_length - len(ending)] + ending
-        if base.lower() not in taken:
-            return base
-        suffix = 2
-        while True:
-            ending = f"-{suffix}"
-            candidate = base[: max_length - len(ending)] + ending
-            if candidate.lower() not in taken:
-                return candidate
-            suffix += 1
+        return free_username(user_model, field_name, base, max_length)
 
     def link_pioneer(self, request: HttpRequest | None, identity: Any) -> Pioneer:
         """The Pioneer for an identity upstream has just vouched for: found and brought up
@@ -159,7 +154,11 @@ class LinkedAccountBackend(BaseBackend):
         from .models import Pioneer
 
         for attempt in range(_USERNAME_ATTEMPTS):
-            retrying = _retrying_username.set(attempt > 0)
+            # The name is looked for before the transaction begins: in SQLite's IMMEDIATE
+            # mode a transaction holds the database's write lock from its start, and every
+            # other first sign-in would wait for this search too. A name taken meanwhile
+            # is an IntegrityError like any other, and is chosen again.
+            chosen = _chosen_username.set(self._choose_username(identity, retrying=attempt > 0))
             try:
                 with transaction.atomic():
                     user = self.create_user(identity)
@@ -183,7 +182,7 @@ class LinkedAccountBackend(BaseBackend):
                     return existing, False
                 continue
             finally:
-                _retrying_username.reset(retrying)
+                _chosen_username.reset(chosen)
             logger.info("created %s Pioneer uid %s", self.provider, identity.uid)
             return pioneer, True
         raise IntegrityError(f"could not find a free username for {self.provider} uid")
