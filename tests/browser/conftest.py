@@ -198,15 +198,15 @@ def scenario(request, _screenshots) -> Scenario:
 
 
 @pytest.fixture
-def new_context(browser, demo_site) -> Iterator[Callable[[], Any]]:
+def new_context(browser, demo_site) -> Iterator[Callable[..., Any]]:
     """A fresh browser context (cookies of its own, as another browser) on the site; every
     page's uncaught JavaScript errors fail the test. All closed at the end."""
     contexts: list[Any] = []
     errors: list[str] = []
 
-    def make() -> Any:
-        context = browser.new_context(base_url=demo_site.url,
-                                      viewport={"width": 1000, "height": 800})
+    def make(**options: Any) -> Any:
+        options.setdefault("viewport", {"width": 1000, "height": 800})
+        context = browser.new_context(base_url=demo_site.url, **options)
         context.set_default_timeout(TIMEOUT_MS)
         context.on("page", lambda page: page.on(
             "pageerror", lambda error: errors.append(f"{page.url}: {error}")))
