@@ -9,8 +9,7 @@ from tests.browser.conftest import peerid_sign_in, pi_sign_in
 pytestmark = pytest.mark.browser
 
 
-def test_admin_lists_searches_and_filters_pioneers(scenario, new_context, demo_site,
-                                                   clean_fakes):
+def test_admin_pioneers(scenario, new_context, demo_site, clean_fakes):
     # Wide enough for every column of the admin's list.
     page = scenario.page = new_context(viewport={"width": 1400, "height": 900}).new_page()
     # Two Pioneers sign in first, in a browser of their own: one with Pi, one with PeerID.

@@ -23,13 +23,15 @@ def test_pi_first_visit(page, scenario, new_context, demo_site, clean_fakes):
         page.goto("/")
         expect(page.get_by_role("button", name="Sign in with Pi (demo)")).to_be_visible()
         expect(page.get_by_text("Welcome")).to_have_count(0)
-        assert page.context.cookies()[0]["name"] == "csrftoken"  # ensure_csrf_cookie
+        # ensure_csrf_cookie: the page's sign-in sends it back as X-CSRFToken.
+        assert "csrftoken" in {cookie["name"] for cookie in page.context.cookies()}
 
     before = len(pi.calls)
     with scenario.step("sign in with the Pi SDK, see the name"):
         pi_sign_in(page, "olivia")
         expect(page.get_by_role("heading", name="Welcome, olivia")).to_be_visible()
         uid = page.locator("#pi-uid").inner_text()
+        assert uid == pi.uid_for("olivia")  # the uid the Pi Platform vouched for
         # The page's Pi SDK stand-in started on the signed-in page too (the shop).
         expect(page.locator("#pay-status")).to_have_text("Ready: signed in with Pi (demo).")
         [(stored_uid, user_id)] = pioneers(demo_site, "pi", "olivia")

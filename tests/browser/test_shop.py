@@ -36,8 +36,7 @@ def platform_calls(pi, payment_id, since=0):
             for method, path, status in calls(pi, prefix, since=since)]
 
 
-def test_buy_a_sticker_and_recover_an_abandoned_payment(page, scenario, demo_site,
-                                                        clean_fakes):
+def test_shop_buy_and_recover(page, scenario, demo_site, clean_fakes):
     pi = clean_fakes.pi
     status = page.locator("#pay-status")
     purchases = page.locator("#purchases li")
