@@ -63,7 +63,8 @@ def per_call_us(fn: Callable[[], object], number: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
     parser.add_argument("-n", type=int, default=3000, help="calls per timing")
-    parser.add_argument("--cprofile", metavar="CASE", help="e.g. hot-locmem, cold-redis")
+    parser.add_argument("--cprofile", metavar="CASE", help="e.g. hot-locmem, new-redis")
+    parser.add_argument("--sort", default="cumulative", help="pstats order (tottime, ...)")
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="piauth-profile-"))
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def profile(args: argparse.Namespace, tmp: Path, redis_url: str | None) -> int:
     from bench.fake import BenchPiPlatform
+    from bench.signins import new_usernames
     from django_piauth.testing import LoopbackServer
 
     fake = BenchPiPlatform()
@@ -143,14 +145,14 @@ def profile(args: argparse.Namespace, tmp: Path, redis_url: str | None) -> int:
             timed(f"cold-{alias}", lambda tokens=cold: pi_auth.authenticate(
                 request(f"Bearer {next(tokens)}")), args.n // 10)
             # Tokens of people never seen: each call creates a User and its Pioneer.
-            new = iter([fake.issue_token(username=f"new-{alias}-{i}")
-                        for i in range(args.n // 10 * 4 + 10)])
+            new = iter([fake.issue_token(username=name) for name in
+                        new_usernames(args.n // 10 * 4 + 10, seed=f"profile-{alias}")])
             timed(f"new-{alias}", lambda tokens=new: pi_auth.authenticate(
                 request(f"Bearer {next(tokens)}")), args.n // 10)
             if profiled is not None and args.cprofile.endswith(alias):
                 if args.cprofile.startswith("new"):
-                    new = iter([fake.issue_token(username=f"profiled-{alias}-{i}")
-                                for i in range(args.n // 10 + 10)])
+                    new = iter([fake.issue_token(username=name) for name in
+                                new_usernames(args.n // 10 + 10, seed=f"profiled-{alias}")])
                     profiled = (lambda tokens=new: pi_auth.authenticate(  # noqa: E731
                         request(f"Bearer {next(tokens)}")))
                 number = args.n if args.cprofile.startswith("hot") else args.n // 10
@@ -160,7 +162,7 @@ def profile(args: argparse.Namespace, tmp: Path, redis_url: str | None) -> int:
                     profiled()
                 profiler.disable()
                 pstats.Stats(profiler, stream=sys.stdout).sort_stats(
-                    "cumulative").print_stats(35)
+                    args.sort).print_stats(35)
     uid = Pioneer.objects.get(provider="pi", username="hot-locmem").uid
     timed("  query: Pioneer.objects.select_related('user').filter(...).first()",
           lambda: Pioneer.objects.select_related("user").filter(provider="pi", uid=uid)

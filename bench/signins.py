@@ -20,6 +20,8 @@ processes).
 from __future__ import annotations
 
 import argparse
+import random
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +77,7 @@ def run_signins(args: argparse.Namespace, tmp: Path, upstream: Upstream,
             for kind, by_name in rows.items():
                 for name, row in by_name.items():
                     if kind == "new":
-                        usernames = [f"bench-new-{latency:g}-{name}-{round_number}-{i}"
-                                     for i in range(per_run)]
+                        usernames = new_usernames(per_run, seed=f"{latency}-{name}-{round_number}")
                     else:
                         usernames = [known[name][i % KNOWN_POOL] for i in range(per_run)]
                     tokens_file = tmp / f"signin-{latency:g}-{kind}-{name}-{round_number}.txt"
@@ -86,6 +87,19 @@ def run_signins(args: argparse.Namespace, tmp: Path, upstream: Upstream,
                         threads=args.threads, connections=args.signin_connections))
         results.append(SignIns(latency, rows))
     return results
+
+
+def new_usernames(n: int, seed: str) -> list[str]:
+    """``n`` distinct usernames the way people pick them (letters, maybe digits), not one
+    long shared prefix: a numbered ``bench-new-1``, ``bench-new-2``, ... would make every
+    new Pioneer's free-username search read all the names made so far (see
+    ``django_piauth.usernames``), which no real sign-up wave looks like."""
+    rng = random.Random(seed)
+    names: set[str] = set()
+    while len(names) < n:
+        name = "".join(rng.choices(string.ascii_lowercase, k=rng.randint(5, 12)))
+        names.add(name + (str(rng.randint(0, 999)) if rng.random() < 0.5 else ""))
+    return sorted(names, key=lambda _: rng.random())
 
 
 def _link_known(upstream: Upstream, server: Server, path: str, prefix: str) -> list[str]:

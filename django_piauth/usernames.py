@@ -15,13 +15,17 @@ set of names. (Names that share a long prefix, ``user1`` to ``user99999``, narro
 from __future__ import annotations
 
 import itertools
+from typing import Any, cast
 
-from django.db import router
-from django.db.models import Model, Q
+from django.db import connections, router
+from django.db.models import BooleanField, Field, Model
+from django.db.models.expressions import RawSQL
 
 #: At most this many index ranges narrow the search: one per case variant of the wanted
-#: name's leading characters (an ASCII letter has two, a digit or ``-`` one).
-_MAX_VARIANTS = 32
+#: name's leading characters (an ASCII letter has two, a digit or ``-`` one), so three
+#: letters. Measured at 20,000 users on SQLite: 0.4-0.6 ms with 4 or 8 ranges, 0.7 ms
+#: with 16 or 32 (more ranges to seek), 4.2 ms for the plain search.
+_MAX_VARIANTS = 8
 
 #: Characters outside ASCII that PostgreSQL's ``UPPER()`` turns into an ASCII letter, so
 #: a name starting with them matches ``istartswith`` of that letter there.
@@ -38,12 +42,14 @@ def taken_usernames(user_model: type[Model], field_name: str, base: str) -> set[
     return {str(name).lower() for name in names.values_list(field_name, flat=True)}
 
 
-def _index_condition(user_model: type[Model], field_name: str, base: str) -> Q | None:
+def _index_condition(user_model: type[Model], field_name: str, base: str) -> RawSQL | None:
     """A condition every name matching ``istartswith(base)`` meets and an index answers,
-    or None where the database's own ``istartswith`` is best left alone."""
-    from django.db import connections
+    or None where the database's own ``istartswith`` is best left alone.
 
-    vendor = connections[router.db_for_read(user_model)].vendor
+    Written as SQL, not as ``Q`` objects: the ORM takes about 4 ms to compile 32 ranges,
+    twice what the search it narrows costs at 20,000 users."""
+    connection = connections[router.db_for_read(user_model)]
+    vendor = connection.vendor
     if vendor not in ("sqlite", "postgresql"):
         return None  # MySQL's case-blind collations already use the index (and fold more)
     fold_non_ascii = vendor == "postgresql"
@@ -59,17 +65,25 @@ def _index_condition(user_model: type[Model], field_name: str, base: str) -> Q |
         count *= len(variants)
     if not options:
         return None
-    condition = Q()
+    # USERNAME_FIELD names a concrete field of the user model, never a reverse relation.
+    field = cast("Field[Any, Any]", user_model._meta.get_field(field_name))
+    quote = connection.ops.quote_name
+    column = f"{quote(user_model._meta.db_table)}.{quote(cast(str, field.column))}"
+    clauses, params = [], []
     for chosen in itertools.product(*options):
         variant = "".join(chosen)
         if vendor == "sqlite":
             # SQLite's LIKE cannot use the (BINARY) index; a range of it can. Names that
             # start with ``variant`` sort from it up to its last character's successor.
-            end = variant[:-1] + chr(ord(variant[-1]) + 1)
-            condition |= Q(**{f"{field_name}__gte": variant, f"{field_name}__lt": end})
+            clauses.append(f"({column} >= %s AND {column} < %s)")
+            params += [variant, variant[:-1] + chr(ord(variant[-1]) + 1)]
         else:
-            condition |= Q(**{f"{field_name}__startswith": variant})
-    return condition
+            # LIKE 'prefix%' on the varchar_pattern_ops index Django makes for a unique
+            # CharField (the same SQL as the startswith lookup).
+            clauses.append(f"{column}::text LIKE %s")
+            params.append(connection.ops.prep_for_like_query(variant) + "%")
+    # Names from the model's metadata, quoted; every value is a parameter.
+    return RawSQL(" OR ".join(clauses), params, output_field=BooleanField())  # noqa: S611
 
 
 def _variants(character: str, *, fold_non_ascii: bool) -> list[str]:

@@ -40,7 +40,10 @@ DATABASES = {
         # Persistent connections, as a production deployment would have: every endpoint
         # that queries pays for a query, none for a new connection.
         "CONN_MAX_AGE": None,
-        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+        # SQLite as Django's documentation sets it up for production: WAL (readers never
+        # wait for the writer), IMMEDIATE transactions (writers queue instead of failing).
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE",
+                    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
     }
 }
 
