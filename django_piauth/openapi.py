@@ -163,21 +163,40 @@ def error_serializer() -> serializers.Serializer[Any]:
     })
 
 
+#: What ``payments.checked_id`` accepts (``providers.pi.path_segment``): anything else is a
+#: 400 ``bad_payment_id`` before any platform call.
+PAYMENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+
+
 @cache
-def _step_body(name: str) -> serializers.Serializer[Any]:
-    """The body of a step that reads one: ``PiPaymentCompletion`` or
-    ``PiIncompletePayment``."""
-    fields: dict[str, serializers.Field[Any, Any, Any, Any]] = {}
-    if name == "PiPaymentCompletion":
-        fields["txid"] = serializers.CharField(
-            help_text="The blockchain transaction id the Pi SDK passed to the callback.")
-    elif name == "PiIncompletePayment":
-        fields["paymentId"] = serializers.CharField(
-            required=False, help_text="The payment's id (or send `payment`).")
-        fields["payment"] = serializers.JSONField(
-            required=False, help_text="The PaymentDTO the Pi SDK passed to the callback; "
-                                      "only its `identifier` is read.")
-    return inline_serializer(name, fields=fields)
+def _completion_body() -> serializers.Serializer[Any]:
+    from .payments import MAX_TXID_LENGTH
+
+    return inline_serializer("PiPaymentCompletion", fields={
+        "txid": serializers.RegexField(
+            rf"^[A-Za-z0-9]{{1,{MAX_TXID_LENGTH}}}$",
+            help_text="The blockchain transaction id the Pi SDK passed to the callback "
+                      "(letters and digits); another value is a 400 `bad_txid`."),
+    })
+
+
+def _incomplete_body() -> dict[str, Any]:
+    """``paymentId`` or ``payment.identifier``, one of them required: a raw schema, as
+    a serializer cannot say "one of"."""
+    payment_id = {"type": "string", "pattern": PAYMENT_ID_PATTERN}
+    return {
+        "type": "object",
+        "properties": {
+            "paymentId": {**payment_id, "description": "The payment's id (or send "
+                                                       "`payment`)."},
+            "payment": {"type": "object", "properties": {"identifier": payment_id},
+                        "required": ["identifier"],
+                        "description": "The PaymentDTO the Pi SDK passed to the callback; "
+                                       "only its `identifier` is read."},
+        },
+        "anyOf": [{"required": ["payment"]}, {"required": ["paymentId"]}],
+        "description": "Neither: a 400 `bad_payment_id`.",
+    }
 
 
 def response_headers() -> list[OpenApiParameter]:
@@ -250,20 +269,27 @@ def _step_schema(view: type[APIView]) -> dict[str, Any]:
     summary = (view.__doc__ or "").strip().split("\n")[0]
     if issubclass(view, CompleteView):
         summary = "Complete a payment (onReadyForServerCompletion)"
-        body = _step_body("PiPaymentCompletion")
+        body = _completion_body()
     elif issubclass(view, IncompleteView):
         summary = "Resolve an incomplete payment (onIncompletePaymentFound)"
-        body = _step_body("PiIncompletePayment")
+        body = _incomplete_body()
     elif issubclass(view, ApproveView):
         summary = "Approve a payment (onReadyForServerApproval)"
     elif issubclass(view, CancelView):
         summary = "Cancel a payment (onCancel)"
+    parameters = response_headers()
+    if issubclass(view, (ApproveView, CompleteView, CancelView)):
+        parameters.append(OpenApiParameter(
+            "payment_id", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=PAYMENT_ID_PATTERN,
+            description="The Pi Platform's payment id (`paymentId` of the SDK's callback): "
+                        "1 to 128 letters, digits, `-` and `_`; another value is a 400 "
+                        "`bad_payment_id`."))
     return {
         "summary": summary,
         "description": (view.__doc__ or "").strip() or None,
         "request": _body(body),
         "responses": payment_responses(),
-        "parameters": response_headers(),
+        "parameters": parameters,
         "tags": ["pi-payments"],
     }
 
