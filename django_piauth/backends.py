@@ -19,7 +19,7 @@ from django.apps import apps
 from django.contrib.auth import get_backends, get_user_model
 from django.contrib.auth.backends import BaseBackend
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, router, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -31,6 +31,7 @@ from .linked import linked_pioneer, linked_user
 from .providers.peerid import PeerIDIdentity, PeerIDTokens, get_peerid_client
 from .providers.pi import PiIdentity
 from .signals import pioneer_authenticated, pioneer_created
+from .sqlite_busy import is_locked, retry_when_locked
 from .usernames import free_username
 from .verification import (
     averify_pi_token,
@@ -153,6 +154,19 @@ class LinkedAccountBackend(BaseBackend):
     def _create_pioneer(self, identity: Any) -> tuple[Pioneer, bool]:
         from .models import Pioneer
 
+        def create() -> Pioneer:
+            with transaction.atomic(using=using):
+                user = self.create_user(identity)
+                return Pioneer.objects.create(
+                    user=user,
+                    provider=self.provider,
+                    uid=identity.uid,
+                    username=_stored_username(identity),
+                    scopes=list(getattr(identity, "scopes", ())),
+                    last_verified_at=timezone.now(),
+                )
+
+        using = router.db_for_write(Pioneer)
         for attempt in range(_USERNAME_ATTEMPTS):
             # The name is looked for before the transaction begins: in SQLite's IMMEDIATE
             # mode a transaction holds the database's write lock from its start, and every
@@ -160,16 +174,8 @@ class LinkedAccountBackend(BaseBackend):
             # is an IntegrityError like any other, and is chosen again.
             chosen = _chosen_username.set(self._choose_username(identity, retrying=attempt > 0))
             try:
-                with transaction.atomic():
-                    user = self.create_user(identity)
-                    pioneer = Pioneer.objects.create(
-                        user=user,
-                        provider=self.provider,
-                        uid=identity.uid,
-                        username=_stored_username(identity),
-                        scopes=list(getattr(identity, "scopes", ())),
-                        last_verified_at=timezone.now(),
-                    )
+                # SQLite's "database is locked": the transaction runs again, or DatabaseBusy.
+                pioneer = retry_when_locked(create, using=using)
             except IntegrityError:
                 # Either another request linked this uid first (use its Pioneer), or
                 # the username we chose was taken meanwhile (choose again).
@@ -200,7 +206,17 @@ class LinkedAccountBackend(BaseBackend):
         if scopes != pioneer.scopes:
             changes["scopes"] = scopes
         if changes:
-            type(pioneer).objects.filter(pk=pioneer.pk).update(**changes)
+            using = router.db_for_write(type(pioneer))
+            try:
+                type(pioneer).objects.using(using).filter(pk=pioneer.pk).update(**changes)
+            except OperationalError as exc:
+                if not is_locked(exc, using):
+                    raise
+                # Bookkeeping: the next answer from upstream brings it up to date again.
+                # Refusing the sign-in for it would turn a busy moment into an outage.
+                logger.warning("%s Pioneer uid %s not brought up to date: the database is "
+                               "locked (SQLite)", self.provider, pioneer.uid)
+                changes = {}
             for field_name, value in changes.items():
                 setattr(pioneer, field_name, value)
         pioneer.user = self.update_user(pioneer.user, identity)

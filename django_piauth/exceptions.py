@@ -59,6 +59,11 @@ class UpstreamUnavailable(PiAuthError):
         self.service = service
 
 
+class DatabaseBusy(UpstreamUnavailable):
+    """Our own database could not take a write in time (SQLite: "database is locked",
+    still so after retries): answered like an outage, 503 with ``Retry-After``."""
+
+
 class UpstreamError(PiAuthError):
     """Upstream answered a server-side call with a documented error (a 4xx with an error code)."""
 
