@@ -33,13 +33,44 @@ _FOLDS_TO_ASCII = {"I": "\u0131", "S": "\u017f"}  # dotless i, long s
 
 
 def taken_usernames(user_model: type[Model], field_name: str, base: str) -> set[str]:
-    """The lower-cased usernames that start with ``base``, ignoring case."""
-    manager = user_model._default_manager
-    names = manager.filter(**{f"{field_name}__istartswith": base})
+    """The lower-cased usernames that start with ``base``, ignoring case.
+
+    The query is the ORM's, compiled once per shape (database, user model, number of
+    ranges) and then run with new values: compiling it cost 165 µs of the 230 µs it took
+    (SQLite, 20,000 users), on every first sign-in."""
+    alias = router.db_for_read(user_model)
     narrowing = _index_condition(user_model, field_name, base)
-    if narrowing is not None:
-        names = names.filter(narrowing)
-    return {str(name).lower() for name in names.values_list(field_name, flat=True)}
+    params = [_istartswith_param(alias, base), *(narrowing.params if narrowing else ())]
+    key = (alias, user_model._meta.label, field_name,
+           len(narrowing.params) if narrowing else None)
+    sql = _compiled.get(key)
+    if sql is None:
+        names = user_model._default_manager.using(alias).filter(
+            **{f"{field_name}__istartswith": base})
+        if narrowing is not None:
+            names = names.filter(narrowing)
+        sql, compiled_params = names.values_list(field_name).query.sql_with_params()
+        if list(compiled_params) != params:  # another lookup than assumed: the ORM's way
+            sql = ""
+        _compiled[key] = sql
+    if not sql:
+        names = user_model._default_manager.using(alias).filter(
+            **{f"{field_name}__istartswith": base})
+        if narrowing is not None:
+            names = names.filter(narrowing)
+        return {str(name).lower() for name in names.values_list(field_name, flat=True)}
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        return {str(row[0]).lower() for row in cursor.fetchall()}
+
+
+#: (alias, user model, field, ranges) -> the compiled query ("": compile every time).
+_compiled: dict[tuple[str, str, str, int | None], str] = {}
+
+
+def _istartswith_param(alias: str, base: str) -> str:
+    """The value Django's ``istartswith`` lookup sends for ``base``."""
+    return "%s%%" % connections[alias].ops.prep_for_like_query(base)  # noqa: UP031
 
 
 def _index_condition(user_model: type[Model], field_name: str, base: str) -> RawSQL | None:

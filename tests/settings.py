@@ -79,8 +79,8 @@ if os.environ.get("PIAUTH_TEST_DB") == "postgres":
 
 # A server started by the "database is locked" test (tests/test_sqlite_busy.py) runs in
 # Django's default DEFERRED mode, the one check piauth.W017 warns about.
-if os.environ.get("PIAUTH_TEST_SQLITE_DEFERRED"):
-    DATABASES["default"].get("OPTIONS", {}).pop("transaction_mode", None)
+if os.environ.get("PIAUTH_TEST_SQLITE_DEFERRED") and "sqlite" in DATABASES["default"]["ENGINE"]:
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30}
 
 # A server process started by a test uses the database of the test that started it.
 if os.environ.get("PIAUTH_TEST_USE_DB_NAME"):

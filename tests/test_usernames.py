@@ -39,6 +39,19 @@ def test_the_narrowed_search_finds_what_istartswith_finds(users, base):
     assert taken_usernames(User, "username", base) == _plain(base)
 
 
+def test_a_lookup_that_sends_another_value_than_assumed_is_left_to_the_orm(users,
+                                                                          monkeypatch):
+    """The compiled query is reused only when the ORM's own values were the ones assumed;
+    otherwise every search is the ORM's (and finds the same names)."""
+    from django_piauth import usernames
+
+    monkeypatch.setattr(usernames, "_compiled", {})
+    monkeypatch.setattr(usernames, "_istartswith_param", lambda alias, base: "other")
+    assert taken_usernames(User, "username", "alice") == _plain("alice")
+    assert set(usernames._compiled.values()) == {""}
+    assert taken_usernames(User, "username", "bob") == _plain("bob")
+
+
 def test_a_taken_name_gets_the_first_free_suffix_ignoring_case(users):
     assert free_username(User, "username", "Alice", 150) == "Alice-4"
     assert free_username(User, "username", "BOB", 150) == "BOB-3"
