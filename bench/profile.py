@@ -128,6 +128,21 @@ def profile(args: argparse.Namespace, tmp: Path, redis_url: str | None) -> int:
     timed("drf-token", lambda: token_auth.authenticate(token_request), args.n)
     timed("  query: Token.objects.select_related('user').get(key=...)",
           lambda: Token.objects.select_related("user").get(key=key), args.n)
+    with contextlib.suppress(ImportError):  # bench/run installs mozilla-django-oidc
+        from mozilla_django_oidc.contrib.drf import OIDCAuthentication
+
+        oidc_auth = OIDCAuthentication()
+        fake.issue_token(username="oidc-known")
+        known = iter([fake.issue_token(username="oidc-known")
+                      for _ in range(args.n // 10 * 4 + 10)])
+        timed("oidc-known (mozilla-django-oidc: a known user's new token)",
+              lambda tokens=known: oidc_auth.authenticate(request(f"Bearer {next(tokens)}")),
+              args.n // 10)
+        new_users = iter([fake.issue_token(username=name) for name in
+                          new_usernames(args.n // 10 * 4 + 10, seed="profile-oidc")])
+        timed("oidc-new (mozilla-django-oidc: a new user)",
+              lambda tokens=new_users: oidc_auth.authenticate(
+                  request(f"Bearer {next(tokens)}")), args.n // 10)
     aliases = ["locmem"] + (["redis"] if redis_url else [])
     for alias in aliases:
         with override_settings(PIAUTH={**settings.PIAUTH, "CACHE_ALIAS": alias}):

@@ -86,3 +86,36 @@ def test_a_finished_call_leaves_nothing_for_the_watchdog(pi):
         assert client.me(token).uid
     assert all(deadline.finished for _at, _n, deadline in _watchdog._heap)
     assert all(deadline.connection is None for _at, _n, deadline in _watchdog._heap)
+
+
+def test_the_watchdog_is_woken_only_for_a_deadline_earlier_than_its_next_look(monkeypatch):
+    """Calls one after another (a sync worker) all end before the watchdog's next look:
+    none of them wakes its thread. A deadline earlier than that look does, and is kept:
+    the call is cut off at it."""
+    from django_piauth.providers.deadline import Deadline, _Watchdog
+
+    watchdog = _Watchdog()
+    notified = []
+    real_notify = watchdog._condition.notify
+    monkeypatch.setattr(watchdog._condition, "notify",
+                        lambda *a: (notified.append(1), real_notify(*a)))
+
+    def watched(seconds):
+        deadline = Deadline(seconds)
+        watchdog.watch(deadline)
+        return deadline
+
+    first = watched(30)  # starts the thread, which then sleeps until first.at
+    for _ in range(100):
+        if watchdog._looks_at == first.at:
+            break
+        time.sleep(0.01)
+    assert watchdog._looks_at == first.at
+    watchdog.release(first)
+    for _ in range(20):  # twenty calls in a row, each a little later than the last
+        watchdog.release(watched(30))
+    assert notified == []
+    short = watched(0.05)  # earlier than the thread's next look: it is woken
+    assert notified == [1]
+    time.sleep(0.3)
+    assert short.expired

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import os
 import socket
 import threading
@@ -95,6 +96,10 @@ class _Watchdog:
         self._heap: list[tuple[float, int, Deadline]] = []
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
+        #: When the thread looks at the heap next on its own (its wait's end): a deadline
+        #: no earlier than that needs no wake-up. Waking it for every call cost a thread
+        #: switch per upstream call (12% of a sync worker's time on a sign-in, sampled).
+        self._looks_at = math.inf
 
     def watch(self, deadline: Deadline) -> None:
         with self._condition:
@@ -106,7 +111,7 @@ class _Watchdog:
                 self._thread = threading.Thread(target=self._run, daemon=True,
                                                 name="django_piauth upstream deadlines")
                 self._thread.start()
-            elif heap[0][2] is deadline:  # earlier than the one it waits for
+            elif deadline.at < self._looks_at:  # earlier than the thread's next look
                 self._condition.notify()
 
     def attach(self, deadline: Deadline, connection: HTTPConnection) -> None:
@@ -132,12 +137,15 @@ class _Watchdog:
                 while heap and heap[0][2].finished:
                     heapq.heappop(heap)
                 if not heap:
+                    self._looks_at = math.inf
                     self._condition.wait()
                     continue
                 wait = heap[0][0] - time.monotonic()
                 if wait > 0:
+                    self._looks_at = heap[0][0]
                     self._condition.wait(wait)
                     continue
+                self._looks_at = -math.inf  # looking now: a watch() meanwhile wakes it
                 deadline = heapq.heappop(heap)[2]
                 deadline.expired = True
                 _cut(deadline.sock)
