@@ -27,12 +27,13 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import BaseCache, caches
+from django.core.cache import BaseCache
 from django.views.decorators.debug import sensitive_variables
 
 from .conf import built_from_settings, on_reload, piauth_settings
 from .exceptions import InvalidToken, MalformedToken, UpstreamUnavailable
 from .providers.pi import SERVICE, PiIdentity, get_pi_client
+from .shared_cache import shared_cache
 from .singleflight import SingleFlight, Source
 
 logger = logging.getLogger("django_piauth")
@@ -80,7 +81,7 @@ def verdict_key(digest: str) -> str:
 
 
 def token_cache() -> BaseCache:
-    return caches[piauth_settings.CACHE_ALIAS]
+    return shared_cache()
 
 
 # A cached verdict is ``(until, identity)``: ``until`` is when it stops holding (epoch
