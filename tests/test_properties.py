@@ -21,6 +21,7 @@ from django_piauth.providers.peerid import PeerIDTokens, parse_tokens
 from django_piauth.providers.pi import PiIdentity, parse_me
 from django_piauth.testing import FakePiPlatform
 from django_piauth.untrusted_json import NotJSON, loads
+from tests.counts import counted
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 
@@ -63,6 +64,7 @@ TOKENS = {"result": {"token": "t", "refresh_token": "r", "user_id": 7, "app_id":
 @given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode)
        | json_values.map(lambda v: repr(v).encode()))
 def test_untrusted_json(data):
+    counted("property examples")
     with contextlib.suppress(NotJSON):  # the documented error; anything else fails
         loads(data)
 
@@ -75,6 +77,7 @@ def test_untrusted_json_deep_nesting():
 @EXAMPLES
 @given(json_values | near(ME))
 def test_me_answers(body):
+    counted("property examples")
     try:
         identity = parse_me(body)
     except (UpstreamUnavailable, InvalidToken):
@@ -85,6 +88,7 @@ def test_me_answers(body):
 @EXAMPLES
 @given(json_values | near(_payment_dto()))
 def test_payment_dtos(body):
+    counted("property examples")
     try:
         dto = parse_payment(body)
     except UpstreamUnavailable:
@@ -97,6 +101,7 @@ def test_payment_dtos(body):
 @EXAMPLES
 @given(json_values | st.decimals().map(str))
 def test_amounts(value):
+    counted("property examples")
     try:
         amount = parse_amount(value)
     except UpstreamUnavailable:
@@ -107,6 +112,7 @@ def test_amounts(value):
 @EXAMPLES
 @given(json_values | near(TOKENS))
 def test_peerid_token_answers(body):
+    counted("property examples")
     try:
         tokens = parse_tokens(body, 42)
     except (UpstreamUnavailable, WrongApp):
@@ -125,6 +131,7 @@ class _RefusingBackend:
 @given(st.text(max_size=80) | st.sampled_from(["Bearer", "Bearer ", "bearer x", "Bearer  x",
                                                 "Bearer x y", "Basic x", "BEARER tok"]))
 def test_authorization_headers(header):
+    counted("property examples")
     request = APIRequestFactory().get("/", HTTP_AUTHORIZATION=header)
     authentication = drf.PiAuthentication()
     original = drf.configured_backend

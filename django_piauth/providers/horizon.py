@@ -143,7 +143,8 @@ class HorizonClient:
         body = response.json()
         if response.status == 200 and isinstance(body, dict):
             return _parse_transaction(body, tx_hash)
-        codes = body.get("extras", {}).get("result_codes") if isinstance(body, dict) else None
+        extras = body.get("extras") if isinstance(body, dict) else None
+        codes = extras.get("result_codes") if isinstance(extras, dict) else None
         if response.status == 400 and isinstance(codes, dict) and isinstance(
                 codes.get("transaction"), str):
             operations = codes.get("operations") or []

@@ -291,7 +291,10 @@ class SafeLauncherClient:
     # GET /auth, DELETE /auth ----------------------------------------------------------
 
     def check(self, token: str) -> bool:
-        """``GET /auth``: True while the Launcher accepts ``token``, False on 401."""
+        """``GET /auth``: True while the Launcher accepts ``token``, False on 401.
+
+        Another answer raises :class:`UpstreamUnavailable` (5xx, no answer) or
+        :class:`UpstreamError` (any other status, with the Launcher's description)."""
         response = self._send("GET", "/auth", token=token)
         if response.status == 200:
             return True

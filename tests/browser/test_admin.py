@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import peerid_sign_in, pi_sign_in
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.example_project]
 
 
 def test_admin_pioneers(scenario, new_context, demo_site, clean_fakes):

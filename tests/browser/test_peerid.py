@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from django_piauth.testing.peerid import REFRESH_PATH
 from tests.browser.conftest import calls, peerid_sign_in
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.example_project]
 
 #: PIAUTH["PEERID_REFRESH_MARGIN"] (its default): a token this close to its expiry is due.
 REFRESH_MARGIN = 60

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import calls, pi_sign_in
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.example_project]
 
 
 def pioneers(demo_site, provider, username):

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import calls, pi_sign_in
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.example_project]
 
 PAYMENT_ID = re.compile(r"[Pp]ayment \(?([A-Za-z0-9_-]+)\)?")
 
