@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -113,3 +117,35 @@ class NeverLockingCache(BaseCache):
 
     def clear(self):
         return None
+
+
+EXAMPLE_PROJECT = Path(__file__).resolve().parent.parent / "example_project"
+
+
+def example_project_env(db: Path | str, *, pi: str | None = None, peerid: str | None = None,
+                        horizon: str | None = None) -> dict[str, str]:
+    """The environment scripts/demo gives the example project: its SQLite database at
+    ``db``, the fake upstreams at these URLs, and the demo's defaults for everything
+    else (so none of the caller's settings module, Server API Key or PeerID secret)."""
+    env = {**os.environ, "PIAUTH_DEMO_DB": str(db), "PYTHONUNBUFFERED": "1"}
+    for name in ("DJANGO_SETTINGS_MODULE", "PI_SERVER_API_KEY", "FAKE_PI_SERVER_API_KEY",
+                 "PEERID_CLIENT_SECRET", "PIAUTH_KEY", "PIAUTH_DEMO_PUBLIC_HOST"):
+        env.pop(name, None)
+    for name, url in (("PIAUTH_PI_API_URL", pi), ("PIAUTH_PEERID_URL", peerid),
+                      ("PIAUTH_HORIZON_URL", horizon)):
+        if url is not None:
+            env[name] = url
+    return env
+
+
+def migrate_example_project(db: Path | str, base_url: str | None = None) -> str:
+    """``migrate`` and ``demo_setup`` on a new example database; the demo admin's password."""
+    run = {"env": example_project_env(db), "cwd": EXAMPLE_PROJECT.parent, "check": True,
+           "capture_output": True, "text": True}
+    manage = str(EXAMPLE_PROJECT / "manage.py")
+    subprocess.run([sys.executable, manage, "migrate", "--noinput"], **run)
+    setup = subprocess.run([sys.executable, manage, "demo_setup",
+                            *(["--base-url", base_url] if base_url else [])], **run)
+    found = re.search(r"password:\s+(\S+)", setup.stdout)
+    assert found is not None, setup.stdout
+    return found.group(1)

@@ -14,7 +14,13 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from tests.helpers import free_port, running, wait_until_it_answers
+from tests.helpers import (
+    example_project_env,
+    free_port,
+    migrate_example_project,
+    running,
+    wait_until_it_answers,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "example_project"))
 from demo.settings import DEMO_WALLET_ADDRESS
@@ -30,12 +36,7 @@ TOKEN_LIKE = re.compile(r"[A-Za-z0-9]{100,}")
 def migrated_db(tmp_path_factory):
     """A migrated database with the demo superuser, made once; (its path, the password)."""
     db = tmp_path_factory.mktemp("example") / "demo.sqlite3"
-    env = {**os.environ, "PIAUTH_DEMO_DB": str(db)}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    run = {"env": env, "cwd": ROOT, "check": True, "capture_output": True, "text": True}
-    subprocess.run([sys.executable, MANAGE, "migrate", "--noinput"], **run)
-    setup = subprocess.run([sys.executable, MANAGE, "demo_setup"], **run)
-    return db, re.search(r"password:\s+(\S+)", setup.stdout).group(1)
+    return db, migrate_example_project(db)
 
 
 @pytest.fixture
@@ -45,17 +46,10 @@ def example_site(tmp_path, migrated_db):
     shutil.copyfile(template_db, db)  # each test starts from the same fresh database
     fake_port, peerid_port, site_port = free_port(), free_port(), free_port()
     horizon_port = free_port()
-    env = {
-        **os.environ,
-        "PIAUTH_PI_API_URL": f"http://127.0.0.1:{fake_port}",
-        "PIAUTH_PEERID_URL": f"http://127.0.0.1:{peerid_port}",
-        "PIAUTH_HORIZON_URL": f"http://127.0.0.1:{horizon_port}",
-        "PIAUTH_DEMO_DB": str(db),
-        "PYTHONUNBUFFERED": "1",
-    }
     # The demo's defaults: the site's Server API Key is the one the fake accepts.
-    for name in ("DJANGO_SETTINGS_MODULE", "PI_SERVER_API_KEY", "FAKE_PI_SERVER_API_KEY"):
-        env.pop(name, None)
+    env = example_project_env(db, pi=f"http://127.0.0.1:{fake_port}",
+                              peerid=f"http://127.0.0.1:{peerid_port}",
+                              horizon=f"http://127.0.0.1:{horizon_port}")
     started = {"env": env, "cwd": ROOT, "stderr": subprocess.STDOUT, "text": True}
     # As scripts/demo runs it: PeerID's consent page approves for alice at once, and every
     # request line is logged (the tests count the Pi Platform calls in it).

@@ -12,7 +12,6 @@ documented 503. A second site whose Pi Platform is down must answer the document
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -36,7 +35,13 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 from tests.counts import counted  # noqa: E402
-from tests.helpers import free_port, running, wait_until_it_answers  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    example_project_env,
+    free_port,
+    migrate_example_project,
+    running,
+    wait_until_it_answers,
+)
 
 pytestmark = [pytest.mark.live, pytest.mark.example_project]
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,16 +79,9 @@ def start_fakes_and_site(tmp_path: Path, template_db: Path, *, pi_down: bool = F
     shutil.copyfile(template_db, db)
     fake_port, peerid_port, horizon_port, site_port = (free_port() for _ in range(4))
     pi_port = free_port() if pi_down else fake_port  # free: connection refused
-    env = {
-        **os.environ,
-        "PIAUTH_PI_API_URL": f"http://127.0.0.1:{pi_port}",
-        "PIAUTH_PEERID_URL": f"http://127.0.0.1:{peerid_port}",
-        "PIAUTH_HORIZON_URL": f"http://127.0.0.1:{horizon_port}",
-        "PIAUTH_DEMO_DB": str(db),
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("DJANGO_SETTINGS_MODULE", "PI_SERVER_API_KEY", "FAKE_PI_SERVER_API_KEY"):
-        env.pop(name, None)
+    env = example_project_env(db, pi=f"http://127.0.0.1:{pi_port}",
+                              peerid=f"http://127.0.0.1:{peerid_port}",
+                              horizon=f"http://127.0.0.1:{horizon_port}")
     started = {"env": env, "cwd": ROOT, "stderr": subprocess.STDOUT, "text": True}
     fake = [sys.executable, "-m", "django_piauth.testing", "--port", str(fake_port),
             "--peerid-port", str(peerid_port), "--horizon-port", str(horizon_port),
@@ -100,11 +98,7 @@ def start_fakes_and_site(tmp_path: Path, template_db: Path, *, pi_down: bool = F
 def template_db(tmp_path_factory):
     """A migrated example database with the demo's users, made once."""
     db = tmp_path_factory.mktemp("fuzz-db") / "demo.sqlite3"
-    env = {**os.environ, "PIAUTH_DEMO_DB": str(db)}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    run = {"env": env, "cwd": ROOT, "check": True, "capture_output": True, "text": True}
-    subprocess.run([sys.executable, MANAGE, "migrate", "--noinput"], **run)
-    subprocess.run([sys.executable, MANAGE, "demo_setup"], **run)
+    migrate_example_project(db)
     return db
 
 

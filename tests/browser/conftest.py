@@ -30,7 +30,13 @@ from typing import Any
 import pytest
 
 from tests.counts import counted
-from tests.helpers import free_port, running, wait_until_it_answers
+from tests.helpers import (
+    example_project_env,
+    free_port,
+    migrate_example_project,
+    running,
+    wait_until_it_answers,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = ROOT / "example_project" / "manage.py"
@@ -115,23 +121,10 @@ def demo_site(fakes, tmp_path_factory) -> Iterator[DemoSite]:
     db = workdir / "demo.sqlite3"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PIAUTH_PI_API_URL": fakes.pi.url,
-        "PIAUTH_PEERID_URL": fakes.peerid.url,
-        "PIAUTH_HORIZON_URL": fakes.horizon.url,
-        # The Server API Key the fake Pi Platform accepts (its default).
-        "PI_SERVER_API_KEY": "fake-server-api-key",
-        "PIAUTH_DEMO_DB": str(db),
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("DJANGO_SETTINGS_MODULE", "PEERID_CLIENT_SECRET", "PIAUTH_KEY",
-                 "PIAUTH_DEMO_PUBLIC_HOST"):
-        env.pop(name, None)
-    run = {"env": env, "cwd": ROOT, "check": True, "capture_output": True, "text": True}
-    subprocess.run([sys.executable, MANAGE, "migrate", "--noinput"], **run)
-    setup = subprocess.run([sys.executable, MANAGE, "demo_setup", "--base-url", url], **run)
-    admin_password = re.search(r"password:\s+(\S+)", setup.stdout).group(1)
+    # The demo's defaults, the Server API Key the fake Pi Platform accepts among them.
+    env = example_project_env(db, pi=fakes.pi.url, peerid=fakes.peerid.url,
+                              horizon=fakes.horizon.url)
+    admin_password = migrate_example_project(db, base_url=url)
     log_path = workdir / "runserver.log"
     site = [sys.executable, MANAGE, "runserver", "--noreload", f"127.0.0.1:{port}"]
     with (log_path.open("w") as log,
