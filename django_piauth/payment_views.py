@@ -70,6 +70,17 @@ class PaymentView(APIView):
              **kwargs: Any) -> PiPayment:
         raise NotImplementedError
 
+    def handle_exception(self, exc: Exception) -> Response:
+        """DRF's own answers (401 without credentials or with a rejected token, 403
+        without the CSRF token, 503 from the authentication) carry a ``code`` too, like
+        every other answer of these endpoints (the schema fuzzing found them without)."""
+        response = super().handle_exception(exc)
+        if (isinstance(exc, exceptions.APIException) and isinstance(response.data, dict)
+                and "code" not in response.data):
+            codes = exc.get_codes()
+            response.data["code"] = codes if isinstance(codes, str) else exc.default_code
+        return response
+
     @sensitive_variables("data")
     def post(self, request: Request, **kwargs: Any) -> Response:
         uid = getattr(request.auth, "uid", None)

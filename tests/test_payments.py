@@ -240,6 +240,7 @@ def test_not_signed_in_is_401(client, fake_pi, alice):
     pid = fake_pi.create_user_payment(alice.uid, 1, "A hat")
     response = post(client, "approve", None, pid)
     assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
     assert response["WWW-Authenticate"].startswith("Bearer")
     assert calls(fake_pi, pid) == no_calls()
 
@@ -248,6 +249,7 @@ def test_a_rejected_token_is_401(client, fake_pi, alice):
     pid = fake_pi.create_user_payment(alice.uid, 1, "A hat")
     response = post(client, "approve", SimpleNamespace(token="forged"), pid)
     assert response.status_code == 401
+    assert response.json()["code"] == "invalid_token"
     assert calls(fake_pi, pid) == no_calls()
 
 
@@ -263,6 +265,7 @@ def test_a_pi_session_with_csrf(fake_pi, alice):
 
     without_csrf = browser.post(url)
     assert without_csrf.status_code == 403
+    assert without_csrf.json()["code"] == "permission_denied"
     assert calls(fake_pi, pid) == no_calls()
 
     with_csrf = browser.post(url, **csrf)
