@@ -296,9 +296,8 @@ def _step_schema(view: type[APIView]) -> dict[str, Any]:
 
 class PaymentViewScheme(OpenApiViewExtension):  # type: ignore[no-untyped-call]
     """:class:`django_piauth.payment_views.PaymentView` and its steps, documented as they
-    answer: 200 with the stored payment, 400/401/403/404/409 with a ``detail`` and (but
-    for DRF's own authentication and CSRF refusals) a ``code``, 503 with ``Retry-After``;
-    a JSON or form body."""
+    answer: 200 with the stored payment, 400/401/403/404/409 with a ``detail`` and a
+    ``code``, 503 with ``Retry-After``; a JSON or form body."""
 
     target_class = "django_piauth.payment_views.PaymentView"
     match_subclasses = True
