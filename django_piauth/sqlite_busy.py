@@ -30,6 +30,13 @@ T = TypeVar("T")
 _PAUSES = (0.01, 0.05, 0.2)
 
 
+def _busy_timeout(using: str) -> float:
+    """Seconds SQLite waits for the write lock before it says "database is locked"
+    (``OPTIONS["timeout"]``; Python's sqlite3 waits 5 by default)."""
+    options = connections[using].settings_dict.get("OPTIONS") or {}
+    return float(options.get("timeout", 5))
+
+
 def is_locked(error: BaseException, using: str) -> bool:
     """Whether ``error`` is SQLite saying another connection holds the write lock."""
     return (connections[using].vendor == "sqlite" and isinstance(error, OperationalError)
@@ -37,17 +44,20 @@ def is_locked(error: BaseException, using: str) -> bool:
 
 
 def retry_when_locked(write: Callable[[], T], *, using: str) -> T:
-    """``write()`` (a whole transaction), run again after a pause when SQLite says the
-    database is locked; :class:`DatabaseBusy` when it still is, or when an enclosing
-    transaction makes running it again useless."""
+    """``write()`` (a whole transaction), run again after a pause when SQLite refused it at
+    once; :class:`DatabaseBusy` when it still does, when the refusal came only after
+    SQLite's own ``timeout`` of waiting (a second try would wait as long again), or when
+    an enclosing transaction makes running it again useless."""
     enclosed = connections[using].in_atomic_block
+    waited_enough = _busy_timeout(using) / 2
     for pause in (*_PAUSES, None):
+        started = time.monotonic()
         try:
             return write()
         except OperationalError as exc:
             if not is_locked(exc, using):
                 raise
-            if enclosed or pause is None:
+            if enclosed or pause is None or time.monotonic() - started >= waited_enough:
                 logger.warning("the database %r stayed locked (SQLite); answering 503", using)
                 raise DatabaseBusy("the database is busy (SQLite: database is locked)",
                                    service="database") from exc

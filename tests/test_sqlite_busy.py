@@ -29,7 +29,7 @@ def _w017():
 
 def test_sqlite_without_immediate_transactions_is_warned_about(monkeypatch):
     assert _w017() == []  # the test settings: IMMEDIATE (or PostgreSQL)
-    options = connection.settings_dict.setdefault("OPTIONS", {})
+    options = connection.settings_dict.get("OPTIONS", {})
     monkeypatch.setitem(connection.settings_dict, "OPTIONS",
                         {k: v for k, v in options.items() if k != "transaction_mode"})
     warned = _w017()
@@ -93,6 +93,30 @@ def test_a_database_that_stays_locked_is_a_503_not_a_500(api_client, fake_pi, mo
     assert response.status_code == 200
     assert (User.objects.count(), Pioneer.objects.count()) == (1, 1)
     assert fake_pi.call_count("/v2/me") == 2
+
+
+@sqlite_only
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_that_outlasted_sqlites_own_timeout_is_not_waited_for_again(
+        api_client, fake_pi, monkeypatch):
+    """SQLite said "locked" only after waiting its whole ``timeout``: another try would
+    wait as long again (four tries: four timeouts). A 503 at once."""
+    import time
+
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS",
+                        {**connection.settings_dict.get("OPTIONS", {}), "timeout": 0.2})
+    calls = []
+
+    def create_user(self, identity):
+        calls.append(1)
+        time.sleep(0.2)  # as SQLite's busy wait would
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(backends.LinkedAccountBackend, "create_user", create_user)
+    token = fake_pi.issue_token(username="erin")
+    response = api_client.get("/api/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 503
+    assert calls == [1]
 
 
 @sqlite_only
