@@ -41,25 +41,21 @@ def taken_usernames(user_model: type[Model], field_name: str, base: str) -> set[
     ranges) and then run with new values: compiling it cost 165 µs of the 230 µs it took
     (SQLite, 20,000 users), on every first sign-in."""
     alias = router.db_for_read(user_model)
-    narrowing = _index_condition(user_model, field_name, base)
+    narrowing = _index_condition(user_model, field_name, base, alias=alias)
+    names = user_model._default_manager.using(alias).filter(
+        **{f"{field_name}__istartswith": base})
+    if narrowing is not None:
+        names = names.filter(narrowing)
     params = [_istartswith_param(alias, base), *(narrowing.params if narrowing else ())]
     key = (alias, user_model._meta.label, field_name,
            len(narrowing.params) if narrowing else None)
     sql = _compiled.get(key)
     if sql is None:
-        names = user_model._default_manager.using(alias).filter(
-            **{f"{field_name}__istartswith": base})
-        if narrowing is not None:
-            names = names.filter(narrowing)
         sql, compiled_params = names.values_list(field_name).query.sql_with_params()
         if list(compiled_params) != params:  # another lookup than assumed: the ORM's way
             sql = ""
         _compiled[key] = sql
     if not sql:
-        names = user_model._default_manager.using(alias).filter(
-            **{f"{field_name}__istartswith": base})
-        if narrowing is not None:
-            names = names.filter(narrowing)
         return {str(name).lower() for name in names.values_list(field_name, flat=True)}
     with connections[alias].cursor() as cursor:
         cursor.execute(sql, params)
@@ -76,13 +72,14 @@ def _istartswith_param(alias: str, base: str) -> str:
     return "%s%%" % connections[alias].ops.prep_for_like_query(base)  # noqa: UP031
 
 
-def _index_condition(user_model: type[Model], field_name: str, base: str) -> RawSQL | None:
+def _index_condition(user_model: type[Model], field_name: str, base: str, *,
+                     alias: str | None = None) -> RawSQL | None:
     """A condition every name matching ``istartswith(base)`` meets and an index answers,
     or None where the database's own ``istartswith`` is best left alone.
 
     Written as SQL, not as ``Q`` objects: the ORM takes about 4 ms to compile 32 ranges,
     twice what the search it narrows costs at 20,000 users."""
-    connection = connections[router.db_for_read(user_model)]
+    connection = connections[alias or router.db_for_read(user_model)]
     vendor = connection.vendor
     if vendor not in ("sqlite", "postgresql"):
         return None  # MySQL's case-blind collations already use the index (and fold more)

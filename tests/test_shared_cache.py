@@ -14,7 +14,10 @@ class MyRedisCache(RedisCache):
 
 
 def test_a_backend_other_than_djangos_redis_cache_is_used_as_configured(settings):
-    assert token_cache() is caches["default"] or isinstance(caches["default"], RedisCache)
+    if type(caches["default"]) is RedisCache:  # the services pass: a twin of it
+        assert token_cache() is not caches["default"] and type(token_cache()) is RedisCache
+    else:
+        assert token_cache() is caches["default"]
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
                        "mine": {"BACKEND": "tests.test_shared_cache.MyRedisCache",
                                 "LOCATION": "redis://127.0.0.1:1/0"}}
