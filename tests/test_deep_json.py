@@ -81,3 +81,12 @@ def test_a_deeply_nested_safe_answer_is_a_command_error(fake_safe, settings):
     fake_safe.fail_with(200, DEEP, path="/auth")
     with pytest.raises(CommandError, match="SAFE Launcher"):
         call_command("piauth_safe_authorize", "--force")
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", '{"a": [1, NaN]}'])
+def test_nan_and_infinity_are_not_json(text):
+    """Python's parser takes them; JSON has not, and an Infinity overflows int()."""
+    from django_piauth.untrusted_json import NotJSON, loads
+
+    with pytest.raises(NotJSON):
+        loads(text)

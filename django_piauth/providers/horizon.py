@@ -108,7 +108,10 @@ class HorizonClient:
         if body is None:
             return None
         try:
-            sequence = int(body["sequence"])
+            raw_sequence = body["sequence"]  # a string of digits; never a float or bool
+            if isinstance(raw_sequence, bool) or not isinstance(raw_sequence, str | int):
+                raise TypeError("a sequence that is not a string")
+            sequence = int(raw_sequence)
             native = [b for b in body["balances"] if b.get("asset_type") == "native"]
             balance = Decimal(native[0]["balance"]) if native else Decimal(0)
         except (KeyError, TypeError, ValueError, IndexError, InvalidOperation, AttributeError):

@@ -218,8 +218,9 @@ class SafeLauncherClient:
 
     @staticmethod
     def _unexpected(path: str, response: UpstreamResponse) -> Exception:
-        """5xx: cannot say; another 4xx: the Launcher's documented error, described."""
-        if response.cannot_say:
+        """Another 4xx: the Launcher's documented error, described; anything else (a
+        5xx, a redirect, a 2xx that is not the documented 200): cannot say."""
+        if not 400 <= response.status < 500:
             return UpstreamUnavailable(f"{SERVICE} {path} answered {response.status}",
                                        service=SERVICE)
         description = _description(response)
