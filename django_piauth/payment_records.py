@@ -20,8 +20,8 @@ from django.utils.module_loading import import_string
 from .claims import RowClaims
 from .conf import built_from_settings, piauth_settings
 from .exceptions import PaymentForbidden, UpstreamUnavailable
+from .models import PaymentDirection, Pioneer, PiPayment, Provider
 from .models import PaymentStatus as Status
-from .models import Pioneer, PiPayment, Provider
 from .providers.payment_dto import SERVICE, PaymentDTO
 from .signals import payment_approved, payment_cancelled, payment_completed
 
@@ -159,8 +159,10 @@ def deliver(payment_pk: int, request: HttpRequest | None) -> bool:
     """
     try:
         with transaction.atomic():
+            # Only what a Pioneer paid for is delivered; a payout (app to user) never is.
             if not PiPayment.objects.filter(
                     pk=payment_pk, status=Status.COMPLETED, delivered_at__isnull=True,
+                    direction=PaymentDirection.USER_TO_APP,
             ).update(delivered_at=timezone.now()):
                 return False
             payment = PiPayment.objects.select_related("pioneer").get(pk=payment_pk)

@@ -479,7 +479,8 @@ def settle(*, age: float | None = None) -> list[str]:
     old_before = timezone.now() - timedelta(seconds=age)
     actions: list[str] = []
     undelivered = list(PiPayment.objects.filter(  # before this run's own deliveries
-        status=Status.COMPLETED, delivered_at__isnull=True).order_by("pk").values_list(
+        status=Status.COMPLETED, delivered_at__isnull=True,
+        direction=PaymentDirection.USER_TO_APP).order_by("pk").values_list(
         "pk", "identifier"))
     unfinished = PiPayment.objects.filter(
         status__in=(Status.PENDING, Status.APPROVED),

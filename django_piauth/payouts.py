@@ -43,7 +43,7 @@ from .exceptions import (
 from .models import PaymentDirection, PayoutWallet, Pioneer, PiPayment, Provider
 from .models import PaymentStatus as Status
 from .payment_records import dto_fields
-from .providers.horizon import HorizonRejected, get_horizon_client
+from .providers.horizon import HorizonRejected, account_id, get_horizon_client
 from .providers.payment_dto import SERVICE, PaymentDTO, parse_amount
 from .providers.pi import get_pi_client
 from .stellar import app_wallet, stellar_sdk
@@ -114,6 +114,10 @@ def _check_created(dto: PaymentDTO, pioneer: Pioneer, amount: Decimal | None,
         problems.append("names another Pioneer")
     if amount is not None and dto.amount != amount:
         problems.append(f"is for {dto.amount} Pi, not {amount}")
+    try:
+        account_id(dto.to_address)
+    except ValueError:
+        problems.append("pays no valid Pi address")
     if dto.from_address != wallet_address:
         problems.append("is paid from another wallet than PIAUTH['PI_WALLET_SEED']'s")
     if dto.network != piauth_settings.PI_NETWORK:

@@ -283,3 +283,36 @@ def test_settle_without_stellar_sdk_is_a_command_error(fake_pi, chain, monkeypat
     piauth_settings.reload()  # the wallet is built again, without the SDK
     with pytest.raises(CommandError, match=r"django-piauth\[payouts\]"):
         call_command("piauth_pi_payments_settle")
+
+
+def test_settle_never_hands_a_payout_to_the_apps_deliver(fake_pi, chain):
+    """``deliver`` is for what a Pioneer paid for: a completed payout stays undelivered
+    and the settle command leaves it so (it called the shop's ``deliver`` on a reward)."""
+    from tests.testapp.models import Delivery
+
+    payment = pay(pioneer(fake_pi, chain), Decimal("1"), "A reward")
+    assert payment.status == "completed" and payment.delivered_at is None
+    out = settle()
+    assert payment.identifier not in out
+    assert not Delivery.objects.exists()
+    payment.refresh_from_db()
+    assert payment.delivered_at is None
+
+
+def test_a_payout_to_an_address_that_is_no_pi_address_is_refused_and_settle_goes_on(
+        fake_pi, chain, monkeypatch):
+    """The platform names a recipient that is not an account id: a clear PayoutError,
+    nothing signed; settle reports it and still finishes the other payouts (a ValueError
+    escaped pay() and stopped the settle command)."""
+    alice, bob = pioneer(fake_pi, chain), pioneer(fake_pi, chain, "bob")
+    with monkeypatch.context() as crashed:  # alice's payout stops after it was stored
+        crashed.setattr(payouts, "resume", lambda payment: payment)
+        first = pay(alice, Decimal("2"), "A reward")
+    assert first.status == "created"
+    fake_pi._wallets[bob.uid] = "not-a-pi-address"  # what the platform will name
+    with pytest.raises(payouts.PayoutError, match="pays no valid Pi address"):
+        pay(bob, Decimal("1"), "A reward")
+    out = settle()
+    assert "pays no valid Pi address" in out
+    assert PiPayment.objects.get(pk=first.pk).status == "completed"
+    assert [t.memo for t in chain.transactions] == [first.identifier]
