@@ -43,6 +43,7 @@ from .exceptions import (
 from .models import PaymentDirection, PayoutWallet, Pioneer, PiPayment, Provider
 from .models import PaymentStatus as Status
 from .payment_records import dto_fields
+from .providers.horizon import SERVICE as HORIZON
 from .providers.horizon import HorizonRejected, account_id, get_horizon_client
 from .providers.payment_dto import SERVICE, PaymentDTO, parse_amount
 from .providers.pi import get_pi_client
@@ -146,6 +147,9 @@ def resume(payment: PiPayment) -> PiPayment:
         return payment
     if payment.status in (Status.CREATED, Status.SIGNED):
         with _WalletLease(payment.from_address) as lease:
+            # What was read before the wait may be stale: another holder may have signed
+            # anew meanwhile. Act on the row as it is now.
+            payment.refresh_from_db()
             signings = 0
             while payment.status in (Status.CREATED, Status.SIGNED):
                 lease.renew()
@@ -192,9 +196,11 @@ class _WalletLease:
 
 
 def _advance(payment: PiPayment, from_status: str, **changes: Any) -> PiPayment:
-    """Record a step: a conditional update from ``from_status``, so a step is recorded
-    once whoever else resumes the payout."""
-    PiPayment.objects.filter(pk=payment.pk, status=from_status).update(**changes)
+    """Record a step: a conditional update from ``from_status`` and the transaction this
+    process knows, so a step is recorded once whoever else resumes the payout, and a stale
+    view of it (another holder signed anew meanwhile) changes nothing."""
+    PiPayment.objects.filter(pk=payment.pk, status=from_status,
+                             txid=payment.txid).update(**changes)
     payment.refresh_from_db()
     return payment
 
@@ -255,7 +261,16 @@ def _submit(payment: PiPayment) -> PiPayment:
         if "op_no_destination" in refused.operation_codes:
             _cancel_missing_recipient(payment)
         if refused.transaction_code in ("tx_bad_seq", "tx_too_late"):
-            return _sign_anew(payment, f"was refused ({refused.transaction_code})")
+            # Its sequence number is used, or its time is up: it cannot land now, but an
+            # earlier submission may have landed it while the Horizon asked does not show
+            # it yet (indexing, a lagging node). Signed anew only once it has expired and
+            # still is not found; until then, left for the settle command.
+            if _expired(payment):
+                return _sign_anew(payment, f"was refused ({refused.transaction_code})")
+            raise UpstreamUnavailable(
+                f"Horizon refused transaction {payment.txid} ({refused.transaction_code}) "
+                "but does not show it landed; the payout waits for it to expire",
+                service=HORIZON) from None
         _sign_anew(payment, f"was refused ({refused})")
         raise PayoutError(f"Pi payout {payment.identifier}: {refused}") from None
     return _advance(payment, Status.SIGNED, status=Status.SUBMITTED)

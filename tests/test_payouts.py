@@ -243,8 +243,9 @@ def test_a_fault_on_any_call_is_a_clear_error_and_settle_pays_once(
         assert not PiPayment.objects.exists()
 
 
-def test_a_horizon_that_refuses_everything_stops_after_three_signings(fake_pi, chain,
-                                                                      monkeypatch):
+def test_a_refused_sequence_before_expiry_is_not_signed_anew(fake_pi, chain, monkeypatch):
+    """tx_bad_seq while the transaction could still have landed unseen: nothing signed
+    again; the payout stays signed with its transaction until that has expired."""
     from django_piauth.providers.horizon import HorizonClient
 
     alice = pioneer(fake_pi, chain)
@@ -255,10 +256,87 @@ def test_a_horizon_that_refuses_everything_stops_after_three_signings(fake_pi, c
         raise payouts.HorizonRejected("tx_bad_seq")
 
     monkeypatch.setattr(HorizonClient, "submit", always_bad_seq)
+    with pytest.raises(UpstreamUnavailable, match="waits for it to expire"):
+        pay(alice, Decimal(1), "A reward")
+    stored = PiPayment.objects.get()
+    assert (stored.status, stored.txid) == ("signed", signed[0])
+    assert "payout left signed" in settle()
+    assert len(signed) == 2 and set(signed) == {stored.txid}  # the same transaction
+    assert chain.transactions == []
+
+
+def test_a_horizon_that_refuses_everything_stops_after_three_signings(fake_pi, chain,
+                                                                      monkeypatch):
+    """Expired, refused, signed anew: a Horizon that refuses whatever we sign stops the
+    attempt after three signings (the clock past each one's end)."""
+    from django_piauth.providers.horizon import HorizonClient
+
+    alice = pioneer(fake_pi, chain)
+    signed = []
+
+    submitted = {"since the last signing": False}
+    real_sign = payouts._sign
+
+    def sign(payment):
+        submitted["since the last signing"] = False
+        return real_sign(payment)
+
+    def too_late(self, envelope_xdr, tx_hash):
+        signed.append(tx_hash)
+        submitted["since the last signing"] = True
+        raise payouts.HorizonRejected("tx_too_late")
+
+    monkeypatch.setattr(payouts, "_sign", sign)
+    monkeypatch.setattr(HorizonClient, "submit", too_late)
+    # Each transaction's time is up as soon as it was submitted once.
+    monkeypatch.setattr(payouts, "_expired",
+                        lambda payment: submitted["since the last signing"])
     with pytest.raises(payouts.PayoutError, match="refused 3 transactions"):
         pay(alice, Decimal(1), "A reward")
     assert len(signed) == 3 and chain.transactions == []
     assert PiPayment.objects.get().status == "created"  # for the settle command
+
+
+def test_a_submission_that_landed_unseen_is_never_paid_twice(fake_pi, chain, monkeypatch):
+    """The submission's answer is lost but the transaction landed; Horizon does not show
+    it yet (a lagging node), and the retry is refused tx_bad_seq (its sequence is used).
+    Signing anew then would pay twice: the payout waits, and once Horizon shows the
+    transaction, settle completes it with one transaction on the chain."""
+    from django_piauth.providers.horizon import HorizonClient
+
+    alice = pioneer(fake_pi, chain)
+    real_submit, real_lookup = HorizonClient.submit, HorizonClient.transaction
+
+    def landed_but_lost(self, envelope_xdr, tx_hash):
+        real_submit(self, envelope_xdr, tx_hash)
+        raise UpstreamUnavailable("Horizon did not answer in time", service="Pi Horizon")
+
+    monkeypatch.setattr(HorizonClient, "submit", landed_but_lost)
+    monkeypatch.setattr(HorizonClient, "transaction", lambda self, tx_hash: None)
+    with pytest.raises(UpstreamUnavailable):
+        pay(alice, Decimal(1), "A reward")
+    monkeypatch.setattr(HorizonClient, "submit", real_submit)
+    assert "payout left signed" in settle()  # refused tx_bad_seq, still not shown
+    assert "tx_bad_seq" in chain.refusals
+    monkeypatch.setattr(HorizonClient, "transaction", real_lookup)  # the node caught up
+    settle()
+    payment = PiPayment.objects.get()
+    assert payment.status == "completed"
+    assert [t.hash for t in chain.transactions] == [payment.txid]
+    assert chain.balance(fake_pi.wallet_of(alice.uid)) == Decimal(1)
+
+
+def test_a_stale_view_of_a_payout_does_not_undo_a_newer_signing(fake_pi, chain):
+    """A holder that read the payout signed as tx1 while another signed it anew as tx2:
+    its 'sign anew' (from tx1) changes nothing."""
+    alice = pioneer(fake_pi, chain)
+    payment = pay(alice, Decimal(1), "A reward")
+    PiPayment.objects.filter(pk=payment.pk).update(status="signed", txid="tx2",
+                                                   tx_envelope="AAAA")
+    stale = PiPayment.objects.get(pk=payment.pk)
+    stale.txid = "tx1"
+    payouts._sign_anew(stale, "expired (as this holder saw it)")
+    assert PiPayment.objects.filter(pk=payment.pk, status="signed", txid="tx2").exists()
 
 
 def test_the_admin_refresh_leaves_payouts_alone(fake_pi, chain):
