@@ -33,11 +33,6 @@ def new_holder() -> str:
     return uuid.uuid4().hex
 
 
-def default_lifetime() -> float:
-    """Seconds a claim holds: longer than any one upstream call can take."""
-    return piauth_settings.deadline + CLAIM_MARGIN
-
-
 class RowClaims:
     """The claims kept in ``model``'s ``<prefix>_by`` and ``<prefix>_until`` fields."""
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from .claims import CLAIM_MARGIN, RowClaims, default_lifetime, new_holder
+from .claims import CLAIM_MARGIN, RowClaims, new_holder
 from .models import PeerIDCredential
 
 __all__ = ["CLAIM_MARGIN", "RELEASED", "claim_lifetime", "held_by", "new_holder", "release",
@@ -25,7 +25,7 @@ RELEASED: dict[str, Any] = _claims.released
 
 def claim_lifetime() -> float:
     """Seconds a claim holds: longer than any refresh can take."""
-    return default_lifetime()
+    return _claims.lifetime()
 
 
 def try_claim(credential_pk: int, holder: str) -> bool:
