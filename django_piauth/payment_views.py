@@ -25,7 +25,7 @@ from .drf import PiAuthentication, PiSessionAuthentication
 from .exceptions import PaymentNotFound, PaymentRequestError, UpstreamError, UpstreamUnavailable
 from .http_errors import retry_after_seconds
 from .models import PiPayment
-from .request_data import BadRequestBody, request_data
+from .request_data import BadRequestBody, as_bad_body, request_data
 
 if TYPE_CHECKING:
     from rest_framework.views import AsView, GenericView  # the stubs' types of as_view()
@@ -73,7 +73,11 @@ class PaymentView(APIView):
     def handle_exception(self, exc: Exception) -> Response:
         """DRF's own answers (401 without credentials or with a rejected token, 403
         without the CSRF token, 503 from the authentication) carry a ``code`` too, like
-        every other answer of these endpoints (the schema fuzzing found them without)."""
+        every other answer of these endpoints, and a body Django refuses to read is the
+        JSON 400 ``bad_body``, not Django's HTML page (both found by the schema fuzzing)."""
+        bad_body = as_bad_body(exc)  # Django refused the body (the CSRF check reads it)
+        if bad_body is not None:
+            return _error(400, str(bad_body), "bad_body")
         response = super().handle_exception(exc)
         if (isinstance(exc, exceptions.APIException) and isinstance(response.data, dict)
                 and "code" not in response.data):

@@ -199,7 +199,7 @@ SIGN_IN = {"accessToken": "a-token", "next": "/home/"}
 
 @EXAMPLES
 @given(st.sampled_from(["application/json", "application/vnd.api+json", "text/plain",
-                        "application/x-www-form-urlencoded", ""]),
+                        "application/x-www-form-urlencoded", "multipart/form-data", ""]),
        st.binary(max_size=120) | json_values.map(lambda v: json.dumps(v).encode())
        | near(SIGN_IN).map(lambda v: json.dumps(v).encode()))
 def test_sign_in_bodies(content_type, body):
@@ -263,3 +263,53 @@ def test_a_safe_answer_neither_200_nor_4xx_says_nothing(status):
     client = SafeLauncherClient(SAFE, authorize_timeout=1.0)
     with served("POST", f"{SAFE}/auth", status, b"{}"), pytest.raises(UpstreamUnavailable):
         client.authorize(APP, ["SAFE_DRIVE_ACCESS"])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/auth/pi/login/", "/auth/pi/payments/abc/approve/"])
+@pytest.mark.parametrize("content_type, body", [
+    ("application/x-www-form-urlencoded", b"a=1&" * 2000),  # over DATA_UPLOAD_MAX_NUMBER_FIELDS
+    ("application/json", b'{"accessToken": "' + b"x" * 3_000_000 + b'"}'),  # over 2.5 MB
+])
+def test_a_body_django_refuses_to_read_is_a_json_400(path, content_type, body, fake_pi):
+    """Not Django's HTML 400 page: the endpoints' own JSON 400."""
+    from django.test import Client
+
+    response = Client().post(path, data=body, content_type=content_type,
+                             HTTP_AUTHORIZATION=f"Bearer {fake_pi.issue_token(username='a')}")
+    assert response.status_code == 400, response.content[:200]
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/auth/pi/login/", "/auth/pi/payments/abc/approve/"])
+def test_a_broken_multipart_form_is_a_bad_body(path, fake_pi):
+    """Found by the schema fuzzer: a multipart form Django cannot split (no boundary)
+    raised MultiPartParserError, Django's HTML 400 page."""
+    from django.test import Client
+
+    response = Client().post(path, data=b"--b\r\n[{garbage", content_type="multipart/form-data",
+                             HTTP_AUTHORIZATION=f"Bearer {fake_pi.issue_token(username='a')}")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "The body is not a form that can be read."
+
+
+@pytest.mark.django_db
+def test_a_session_request_whose_form_the_csrf_check_cannot_read_is_a_json_400(fake_pi):
+    """A pi-login session without the CSRF header: the CSRF check reads the form for the
+    token, and Django refuses the broken form there, before the view: still the view's
+    JSON 400 ``bad_body``."""
+    from django.test import Client
+    from django.urls import reverse
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.cookies["csrftoken"] = "x" * 32
+    signed_in = browser.post(reverse("piauth:pi-login"),
+                             {"accessToken": fake_pi.issue_token(username="alice")},
+                             HTTP_X_CSRFTOKEN="x" * 32)
+    assert signed_in.status_code == 200
+    response = browser.post("/auth/pi/payments/abc/cancel/", data=b"x",
+                            content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_body"
